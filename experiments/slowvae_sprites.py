@@ -9,7 +9,7 @@ Variants:
   (default) quick CPU scale: 300 steps of 32 pairs (64 images), Adam 1e-3 (10x the paper's, to get
             somewhere in 300 steps), 10k training pairs; metrics at quick scale (sample sizes / 10)
             without DCI, BetaVAE and FactorVAE scores (minutes on CPU): a smoke run of the whole
-            pipeline (about 2 minutes on 2 CPU cores), not a reproduction.
+            pipeline (2.5-3 minutes a seed on 2 shared CPU cores), not a reproduction.
   loc       the same on LOC pairs.
   full      the reference setting: 300k steps of 32 pairs, Adam 1e-4, beta 1, gamma 10, lambda 6,
             z 10, 200k training pairs (1.6 GB of uint8 frames), every metric at

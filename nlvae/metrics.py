@@ -46,7 +46,7 @@ deterministic given their seeds / `random_state` (a `numpy.random.Generator`).
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Literal, Protocol, runtime_checkable
+from typing import Callable, Iterable, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import scipy.optimize
@@ -160,7 +160,7 @@ def _rank_columns(x: np.ndarray) -> np.ndarray:
   return scipy.stats.rankdata(x, axis=0, method="average")
 
 
-def _correlation_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def correlation_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
   """Pearson correlation [Da, Db] between the columns of a [N, Da] and b [N, Db].
 
   A constant column has no defined correlation; it is given correlation 0 with everything.
@@ -214,7 +214,7 @@ def mcc(codes: np.ndarray, factors: np.ndarray, correlation: str = "spearman",
     targets = np.concatenate([factors, padding], axis=1)
   if correlation == "spearman":
     codes, targets = _rank_columns(codes), _rank_columns(targets)
-  corr = _correlation_matrix(codes, targets)  # [L, max(L, F)]
+  corr = correlation_matrix(codes, targets)  # [L, max(L, F)]
   rows, cols = scipy.optimize.linear_sum_assignment(np.abs(corr), maximize=True)
   matching = np.full(num_factors, -1, dtype=np.int64)
   real = cols < num_factors
@@ -468,7 +468,7 @@ def sap_score_matrix(codes_train: np.ndarray, factors_train: np.ndarray, codes_t
       codes_train, factors_train, codes_test, factors_test, discrete=not continuous_factors)
   num_latents, num_factors = codes_train.shape[1], factors_train.shape[1]
   if continuous_factors:
-    return _correlation_matrix(codes_train, factors_train) ** 2
+    return correlation_matrix(codes_train, factors_train) ** 2
   scores = np.zeros((num_latents, num_factors))
   for i in range(num_latents):
     for j in range(num_factors):
@@ -837,34 +837,51 @@ class SampleSizes:
 FULL_SAMPLE_SIZES = SampleSizes()
 QUICK_SAMPLE_SIZES = FULL_SAMPLE_SIZES.divided_by(10)
 
-COMPUTE_ALL_KEYS = (
-    "mcc", "mig",
-    "dci_disentanglement", "dci_completeness",
-    "dci_informativeness_train_accuracy", "dci_informativeness_test_accuracy",
-    "sap", "modularity", "explicitness_train", "explicitness_test",
-    "beta_vae_train_accuracy", "beta_vae_eval_accuracy",
-    "factor_vae_train_accuracy", "factor_vae_eval_accuracy", "factor_vae_num_active_dims",
-)
+# Metric name (compute_all's `metrics=`) -> the keys it adds to compute_all's result.
+METRIC_KEYS = {
+    "mcc": ("mcc",),
+    "mig": ("mig",),
+    "dci": ("dci_disentanglement", "dci_completeness", "dci_informativeness_train_accuracy",
+            "dci_informativeness_test_accuracy"),
+    "sap": ("sap",),
+    "modularity": ("modularity", "explicitness_train", "explicitness_test"),
+    "beta_vae": ("beta_vae_train_accuracy", "beta_vae_eval_accuracy"),
+    "factor_vae": ("factor_vae_train_accuracy", "factor_vae_eval_accuracy",
+                   "factor_vae_num_active_dims"),
+}
+METRIC_NAMES = tuple(METRIC_KEYS)
+COMPUTE_ALL_KEYS = tuple(key for keys in METRIC_KEYS.values() for key in keys)
 
 
 def compute_all(ground_truth: GroundTruthData, representation_fn: RepresentationFn,
                 random_state: np.random.Generator, *,
                 scale: Literal["full", "quick"] = "full", batch_size: int = 64,
                 num_bins: int = 20, prune_threshold: float = 0.05,
-                observations_per_call: int = 2048) -> dict[str, float]:
-  """Every metric of this module with disentanglement_lib's sample sizes.
+                observations_per_call: int = 2048,
+                metrics: Iterable[str] | None = None) -> dict[str, float]:
+  """The metrics named in `metrics` (default: every metric of this module) with
+  disentanglement_lib's sample sizes.
 
   scale="full" uses `FULL_SAMPLE_SIZES` (MCC 10k; MIG 100k; DCI 10k/5k; SAP 10k/5k; modularity
   100k/5k; BetaVAE 10k/5k; FactorVAE 10k variance estimate, 10k/5k; BetaVAE/FactorVAE batch 64);
   scale="quick" divides every sample size by 10 (not the batch size) for CPU smoke tests.
-  One training pool (the largest training size) and one independent test pool are drawn and each
-  sample-based metric uses the first rows it needs; BetaVAE and FactorVAE draw their own batches.
+  One training pool (the largest training size among the chosen metrics) and one independent test
+  pool (likewise; not drawn when no chosen metric needs it) are drawn and each sample-based metric
+  uses the first rows it needs; BetaVAE and FactorVAE draw their own batches. Choosing a subset
+  changes neither the estimators nor their sample sizes, only what is computed (e.g. leave out
+  DCI's boosted trees and the ~300k encodes of BetaVAE/FactorVAE on CPU).
   MCC uses Spearman correlation, SAP discrete factors with the thresholds classifier.
-  Cost at full scale: representation_fn sees about 3 million observations (105k pool, 1.92M for
-  BetaVAE, 0.97M for FactorVAE); on CPU the boosted trees of DCI dominate (100 stages x K_j trees
-  per factor: minutes for dSprites' 40- and 32-valued factors), then explicitness (~1 min).
+  Cost of every metric at full scale: representation_fn sees about 3 million observations (105k
+  pool, 1.92M for BetaVAE, 0.97M for FactorVAE); on CPU the boosted trees of DCI dominate (100
+  stages x K_j trees per factor: minutes for dSprites' 40- and 32-valued factors), then
+  explicitness (~1 min).
 
-  Returns a flat dict of floats with keys `COMPUTE_ALL_KEYS`:
+  Args:
+    metrics: names from `METRIC_NAMES` (mcc, mig, dci, sap, modularity, beta_vae, factor_vae),
+      in any order; None for all of them.
+
+  Returns a flat dict of floats with the keys `METRIC_KEYS[name]` of each chosen name, in
+  `COMPUTE_ALL_KEYS` order (all of them by default):
     mcc; mig; dci_disentanglement, dci_completeness, dci_informativeness_train_accuracy,
     dci_informativeness_test_accuracy; sap; modularity, explicitness_train, explicitness_test;
     beta_vae_train_accuracy, beta_vae_eval_accuracy; factor_vae_train_accuracy,
@@ -876,42 +893,58 @@ def compute_all(ground_truth: GroundTruthData, representation_fn: Representation
     sizes = QUICK_SAMPLE_SIZES
   else:
     raise ValueError(f"scale must be 'full' or 'quick', got {scale!r}.")
-  num_train = max(sizes.mcc, sizes.mig, sizes.dci_train, sizes.sap_train, sizes.modularity_train)
-  num_test = max(sizes.dci_test, sizes.sap_test, sizes.modularity_test)
-  codes_train, factors_train = sample_codes_and_factors(
-      ground_truth, representation_fn, num_train, random_state, observations_per_call)
-  codes_test, factors_test = sample_codes_and_factors(
-      ground_truth, representation_fn, num_test, random_state, observations_per_call)
+  chosen = set(METRIC_NAMES if metrics is None else
+               ([metrics] if isinstance(metrics, str) else metrics))
+  unknown = sorted(chosen - set(METRIC_NAMES))
+  if unknown or not chosen:
+    raise ValueError(f"metrics must be a non-empty subset of {list(METRIC_NAMES)} (or None for "
+                     f"all), got {metrics!r} (unknown: {unknown}).")
+  train_sizes = {"mcc": sizes.mcc, "mig": sizes.mig, "dci": sizes.dci_train,
+                 "sap": sizes.sap_train, "modularity": sizes.modularity_train}
+  test_sizes = {"dci": sizes.dci_test, "sap": sizes.sap_test, "modularity": sizes.modularity_test}
+  pools = {}
+  for split, split_sizes in (("train", train_sizes), ("test", test_sizes)):
+    needed = [size for name, size in split_sizes.items() if name in chosen]
+    if needed:
+      pools[split] = sample_codes_and_factors(ground_truth, representation_fn, max(needed),
+                                              random_state, observations_per_call)
   seed = int(random_state.integers(2**31))
 
   def train(n):
-    return codes_train[:n], factors_train[:n]
+    return tuple(x[:n] for x in pools["train"])
 
   def test(n):
-    return codes_test[:n], factors_test[:n]
+    return tuple(x[:n] for x in pools["test"])
 
-  results = {"mcc": mcc(*train(sizes.mcc), seed=seed)["score"],
-             "mig": mig(*train(sizes.mig), num_bins=num_bins)["score"]}
-  scores = dci(*train(sizes.dci_train), *test(sizes.dci_test), seed=seed)
-  results.update({"dci_disentanglement": scores["disentanglement"],
-                  "dci_completeness": scores["completeness"],
-                  "dci_informativeness_train_accuracy": scores["informativeness_train_accuracy"],
-                  "dci_informativeness_test_accuracy": scores["informativeness_test_accuracy"]})
-  results["sap"] = sap(*train(sizes.sap_train), *test(sizes.sap_test))["score"]
-  scores = modularity_explicitness(*train(sizes.modularity_train), *test(sizes.modularity_test),
-                                   num_bins=num_bins)
-  results.update({key: scores[key]
-                  for key in ("modularity", "explicitness_train", "explicitness_test")})
-  scores = beta_vae_score(ground_truth, representation_fn, random_state, batch_size,
-                          sizes.beta_vae_train, sizes.beta_vae_eval,
-                          observations_per_call=observations_per_call)
-  results.update({"beta_vae_train_accuracy": scores["train_accuracy"],
-                  "beta_vae_eval_accuracy": scores["eval_accuracy"]})
-  scores = factor_vae_score(ground_truth, representation_fn, random_state, batch_size,
-                            sizes.factor_vae_train, sizes.factor_vae_eval,
-                            sizes.factor_vae_variance_estimate, prune_threshold,
+  results = {}
+  if "mcc" in chosen:
+    results["mcc"] = mcc(*train(sizes.mcc), seed=seed)["score"]
+  if "mig" in chosen:
+    results["mig"] = mig(*train(sizes.mig), num_bins=num_bins)["score"]
+  if "dci" in chosen:
+    scores = dci(*train(sizes.dci_train), *test(sizes.dci_test), seed=seed)
+    results.update({"dci_disentanglement": scores["disentanglement"],
+                    "dci_completeness": scores["completeness"],
+                    "dci_informativeness_train_accuracy": scores["informativeness_train_accuracy"],
+                    "dci_informativeness_test_accuracy": scores["informativeness_test_accuracy"]})
+  if "sap" in chosen:
+    results["sap"] = sap(*train(sizes.sap_train), *test(sizes.sap_test))["score"]
+  if "modularity" in chosen:
+    scores = modularity_explicitness(*train(sizes.modularity_train),
+                                     *test(sizes.modularity_test), num_bins=num_bins)
+    results.update({key: scores[key] for key in METRIC_KEYS["modularity"]})
+  if "beta_vae" in chosen:
+    scores = beta_vae_score(ground_truth, representation_fn, random_state, batch_size,
+                            sizes.beta_vae_train, sizes.beta_vae_eval,
                             observations_per_call=observations_per_call)
-  results.update({"factor_vae_train_accuracy": scores["train_accuracy"],
-                  "factor_vae_eval_accuracy": scores["eval_accuracy"],
-                  "factor_vae_num_active_dims": float(scores["num_active_dims"])})
-  return {key: float(results[key]) for key in COMPUTE_ALL_KEYS}
+    results.update({"beta_vae_train_accuracy": scores["train_accuracy"],
+                    "beta_vae_eval_accuracy": scores["eval_accuracy"]})
+  if "factor_vae" in chosen:
+    scores = factor_vae_score(ground_truth, representation_fn, random_state, batch_size,
+                              sizes.factor_vae_train, sizes.factor_vae_eval,
+                              sizes.factor_vae_variance_estimate, prune_threshold,
+                              observations_per_call=observations_per_call)
+    results.update({"factor_vae_train_accuracy": scores["train_accuracy"],
+                    "factor_vae_eval_accuracy": scores["eval_accuracy"],
+                    "factor_vae_num_active_dims": float(scores["num_active_dims"])})
+  return {key: float(results[key]) for key in COMPUTE_ALL_KEYS if key in results}

@@ -243,6 +243,39 @@ def test_codes_equal_to_factors_score_at_maximum_on_every_metric():
   assert scores["factor_vae_num_active_dims"] == 4.0
 
 
+def test_compute_all_subset_matches_the_full_call():
+  # A subset draws pools of the same sizes here (train: max(MCC, MIG, modularity); test: SAP and
+  # modularity), then the same seed: its scores are those of the full call, in COMPUTE_ALL_KEYS
+  # order, and nothing else is computed.
+  full = metrics.compute_all(SyntheticGroundTruth(), identity_representation,
+                             np.random.default_rng(3), scale="quick")
+  names = ("sap", "modularity", "mig", "mcc")
+  subset = metrics.compute_all(SyntheticGroundTruth(), identity_representation,
+                               np.random.default_rng(3), scale="quick", metrics=names)
+  keys = [key for key in metrics.COMPUTE_ALL_KEYS
+          if any(key in metrics.METRIC_KEYS[name] for name in names)]
+  assert list(subset) == keys
+  assert subset == {key: full[key] for key in keys}
+  only_beta_vae = metrics.compute_all(SyntheticGroundTruth(), identity_representation,
+                                      np.random.default_rng(3), scale="quick",
+                                      metrics=["beta_vae"])
+  assert tuple(only_beta_vae) == metrics.METRIC_KEYS["beta_vae"]
+  assert only_beta_vae["beta_vae_eval_accuracy"] > 0.99
+  assert metrics.METRIC_NAMES == tuple(metrics.METRIC_KEYS)
+  assert sum(map(len, metrics.METRIC_KEYS.values())) == len(metrics.COMPUTE_ALL_KEYS)
+
+
+def test_correlation_matrix_is_pearson_and_zero_for_constant_columns():
+  rng = np.random.default_rng(0)
+  a, b = rng.normal(size=(50, 3)), rng.normal(size=(50, 2))
+  b[:, 1] = 2 * a[:, 0] + 1
+  expected = np.corrcoef(a.T, b.T)[:3, 3:]
+  np.testing.assert_allclose(metrics.correlation_matrix(a, b), expected, atol=1e-12)
+  assert metrics.correlation_matrix(a, b)[0, 1] == pytest.approx(1.0)
+  constant = np.concatenate([a[:, :1], np.ones((50, 1))], axis=1)
+  np.testing.assert_array_equal(metrics.correlation_matrix(constant, a)[1], 0.0)
+
+
 def test_random_codes_score_at_chance():
   scores = metrics.compute_all(SyntheticGroundTruth(), noise_representation(7),
                                np.random.default_rng(1), scale="quick")
@@ -435,6 +468,12 @@ def test_explicitness_and_dci_tolerate_dead_latents_and_missing_test_classes(sam
                          np.array([[0], [1], [0]])), "at least 2 latents"),
     (lambda: metrics.compute_all(SyntheticGroundTruth(), identity_representation,
                                  np.random.default_rng(0), scale="tiny"), "scale"),
+    (lambda: metrics.compute_all(SyntheticGroundTruth(), identity_representation,
+                                 np.random.default_rng(0), scale="quick", metrics=["mcc", "dci2"]),
+     "dci2"),
+    (lambda: metrics.compute_all(SyntheticGroundTruth(), identity_representation,
+                                 np.random.default_rng(0), scale="quick", metrics=[]),
+     "non-empty"),
     (lambda: metrics.beta_vae_score(SyntheticGroundTruth(), lambda o: np.ones(len(o)),
                                     np.random.default_rng(0), num_train=2, num_eval=2),
      "representation_fn"),

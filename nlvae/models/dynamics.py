@@ -193,7 +193,7 @@ def _batched(fn, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
 def offdiag_sq_corr(codes: np.ndarray) -> float:
   """Mean squared off-diagonal entry of the latent-latent Pearson correlation of codes [N, L]
   (constant latents correlate 0)."""
-  corr = metrics._correlation_matrix(codes, codes)  # noqa: SLF001 -- the shared estimator
+  corr = metrics.correlation_matrix(codes, codes)
   num = corr.shape[0]
   return float(np.sum(corr[~np.eye(num, dtype=bool)]**2) / max(num * (num - 1), 1))
 
@@ -210,7 +210,7 @@ def factor_sweeps(num_levels: int = SWEEP_LEVELS, default: float = SWEEP_DEFAULT
 
 def sweep_correlations(sweep_codes: np.ndarray, values: np.ndarray) -> np.ndarray:
   """Pearson correlation [F, L] of each latent with the swept value: codes [F, S, L], values [S]."""
-  return np.stack([metrics._correlation_matrix(values[:, None], codes)[0]  # noqa: SLF001
+  return np.stack([metrics.correlation_matrix(values[:, None], codes)[0]
                    for codes in sweep_codes])
 
 

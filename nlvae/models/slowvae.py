@@ -189,18 +189,9 @@ def slowvae_objective(logits: jax.Array, images: jax.Array, mean: jax.Array, log
 # ------------------------------------------------------------------------------------------------
 # Evaluation helpers.
 
-# eval_metrics group -> the keys it adds (the groups partition metrics.COMPUTE_ALL_KEYS).
-METRIC_GROUPS = {
-    "mcc": ("mcc",),
-    "mig": ("mig",),
-    "dci": ("dci_disentanglement", "dci_completeness", "dci_informativeness_train_accuracy",
-            "dci_informativeness_test_accuracy"),
-    "sap": ("sap",),
-    "modularity": ("modularity", "explicitness_train", "explicitness_test"),
-    "beta_vae": ("beta_vae_train_accuracy", "beta_vae_eval_accuracy"),
-    "factor_vae": ("factor_vae_train_accuracy", "factor_vae_eval_accuracy",
-                   "factor_vae_num_active_dims"),
-}
+# eval_metrics group -> the keys it adds to eval.json: nlvae.metrics' metric names (their keys
+# partition metrics.COMPUTE_ALL_KEYS).
+METRIC_GROUPS = metrics.METRIC_KEYS
 SAMPLE_SIZES = {"quick": metrics.QUICK_SAMPLE_SIZES, "full": metrics.FULL_SAMPLE_SIZES}
 
 
@@ -221,78 +212,24 @@ def disentanglement_metrics(ground_truth, representation_fn, random_state: np.ra
                             observations_per_call: int = 2048) -> dict[str, float]:
   """The metrics of `groups` with nlvae.metrics' sample sizes at `scale` ("quick" or "full").
 
-  Every group: `metrics.compute_all` (one shared train and test pool). A subset: the same
-  estimators and sizes, a pool just large enough for the chosen sample-based metrics, so that
-  e.g. DCI's boosted trees and the ~300k encodes of BetaVAE/FactorVAE can be left out on CPU.
+  `metrics.compute_all(..., metrics=groups)`: one shared train and test pool, just large enough
+  for the chosen sample-based metrics, so that e.g. DCI's boosted trees and the ~300k encodes of
+  BetaVAE/FactorVAE can be left out on CPU.
   With "mcc", also "mcc_factor/<factor name>": |Spearman| of the latent matched to each factor on
   an independent sample of the MCC size (its mean is a second estimate of mcc).
   """
   if scale not in SAMPLE_SIZES:
     raise ValueError(f"model.eval_scale must be one of {sorted(SAMPLE_SIZES)}, got {scale!r}.")
-  sizes = SAMPLE_SIZES[scale]
-  if set(groups) == set(METRIC_GROUPS):
-    results = metrics.compute_all(ground_truth, representation_fn, random_state, scale=scale,
-                                  observations_per_call=observations_per_call)
-  else:
-    results = _metric_subset(ground_truth, representation_fn, random_state, sizes, groups,
-                             observations_per_call)
+  results = metrics.compute_all(ground_truth, representation_fn, random_state, scale=scale,
+                                metrics=groups, observations_per_call=observations_per_call)
   if "mcc" in groups:
-    codes, factors = metrics.sample_codes_and_factors(ground_truth, representation_fn, sizes.mcc,
-                                                      random_state, observations_per_call)
+    codes, factors = metrics.sample_codes_and_factors(ground_truth, representation_fn,
+                                                      SAMPLE_SIZES[scale].mcc, random_state,
+                                                      observations_per_call)
     per_factor = metrics.mcc(codes, factors, seed=int(random_state.integers(2**31)))["per_factor"]
     names = getattr(ground_truth, "factor_names", [str(j) for j in range(len(per_factor))])
     results.update({f"mcc_factor/{name}": float(v) for name, v in zip(names, per_factor)})
   return results
-
-
-def _metric_subset(ground_truth, representation_fn, random_state, sizes, groups,
-                   observations_per_call) -> dict[str, float]:
-  """`disentanglement_metrics` for a strict subset of the groups (see there)."""
-  train_sizes = {"mcc": sizes.mcc, "mig": sizes.mig, "dci": sizes.dci_train,
-                 "sap": sizes.sap_train, "modularity": sizes.modularity_train}
-  test_sizes = {"dci": sizes.dci_test, "sap": sizes.sap_test, "modularity": sizes.modularity_test}
-  pools = {}
-  for split, split_sizes in (("train", train_sizes), ("test", test_sizes)):
-    needed = [split_sizes[g] for g in groups if g in split_sizes]
-    if needed:
-      pools[split] = metrics.sample_codes_and_factors(ground_truth, representation_fn,
-                                                      max(needed), random_state,
-                                                      observations_per_call)
-  seed = int(random_state.integers(2**31))
-  train = lambda n: tuple(x[:n] for x in pools["train"])
-  test = lambda n: tuple(x[:n] for x in pools["test"])
-  results = {}
-  if "mcc" in groups:
-    results["mcc"] = metrics.mcc(*train(sizes.mcc), seed=seed)["score"]
-  if "mig" in groups:
-    results["mig"] = metrics.mig(*train(sizes.mig))["score"]
-  if "dci" in groups:
-    scores = metrics.dci(*train(sizes.dci_train), *test(sizes.dci_test), seed=seed)
-    results.update({"dci_disentanglement": scores["disentanglement"],
-                    "dci_completeness": scores["completeness"],
-                    "dci_informativeness_train_accuracy": scores["informativeness_train_accuracy"],
-                    "dci_informativeness_test_accuracy": scores["informativeness_test_accuracy"]})
-  if "sap" in groups:
-    results["sap"] = metrics.sap(*train(sizes.sap_train), *test(sizes.sap_test))["score"]
-  if "modularity" in groups:
-    scores = metrics.modularity_explicitness(*train(sizes.modularity_train),
-                                             *test(sizes.modularity_test))
-    results.update({k: scores[k] for k in METRIC_GROUPS["modularity"]})
-  if "beta_vae" in groups:
-    scores = metrics.beta_vae_score(ground_truth, representation_fn, random_state, 64,
-                                    sizes.beta_vae_train, sizes.beta_vae_eval,
-                                    observations_per_call=observations_per_call)
-    results.update({"beta_vae_train_accuracy": scores["train_accuracy"],
-                    "beta_vae_eval_accuracy": scores["eval_accuracy"]})
-  if "factor_vae" in groups:
-    scores = metrics.factor_vae_score(ground_truth, representation_fn, random_state, 64,
-                                      sizes.factor_vae_train, sizes.factor_vae_eval,
-                                      sizes.factor_vae_variance_estimate,
-                                      observations_per_call=observations_per_call)
-    results.update({"factor_vae_train_accuracy": scores["train_accuracy"],
-                    "factor_vae_eval_accuracy": scores["eval_accuracy"],
-                    "factor_vae_num_active_dims": float(scores["num_active_dims"])})
-  return {key: float(value) for key, value in results.items()}
 
 
 def padded_chunks(array: np.ndarray, chunk: int):
