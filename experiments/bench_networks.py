@@ -1,21 +1,30 @@
-"""Micro-benchmark: SlowVAE training step with flax ConvTranspose vs sub-pixel transposed convs.
+"""Training-step benchmarks of nlvae's conv VAEs against a float32 matmul ceiling, same run.
 
-Times the jitted forward+backward pass (loss and gradients) of the SlowVAE VAE (encoder + decoder,
-Bernoulli reconstruction + KL) at batch 64 on 64x64x1 images, with the decoder's transposed convs
-computed by (a) ``nn.ConvTranspose`` and (b) ``nlvae.networks.SubPixelConvTranspose``; both use the
-same parameters and compute the same function. Rounds alternate the variants so that load from other
-processes hits both alike; the speedup is the ratio of medians measured in the same run.
+As a program: the SlowVAE VAE (64x64x1, z = 10, Bernoulli reconstruction + KL, Adam) with the
+decoder's transposed convs computed by (a) ``nn.ConvTranspose`` and (b)
+``nlvae.networks.SubPixelConvTranspose``; both use the same parameters and compute the same function.
 
-Throughput is given against analytic model FLOPs (2 x multiply-adds of every conv and dense layer;
-a training step = 3 x forward) and against a float32 matmul ceiling timed in the same process.
+  python -m experiments.bench_networks [--batch 64] [--repeats 10] [--steps_per_call 1]
+      [--xla_flags=...] [--profile] [--json out.json]
 
-  python -m experiments.bench_networks [--batch 64] [--repeats 10] [--json out.json]
-  XLA_FLAGS=... python -m experiments.bench_networks   # to try XLA:CPU flags
+``--profile`` also traces a few sub-pixel steps with jax.profiler and prints where the time goes
+(``profile_ops``: XLA:CPU thunk times grouped by kind of operation).
+
+As a library (``experiments.benchmark --only=networks`` uses it): ``benchmark_models`` times the
+jitted training steps of several (encoder, decoder) pairs and a float32 matmul in alternating
+rounds, so that load from other processes hits all alike, and reports for each model the median
+step time, images per second, analytic GFLOP/s (``forward_flops``: 2 x multiply-adds of every conv
+and dense layer; a training step = 3 x forward) and its fraction of the same-run matmul GFLOP/s.
 """
 import argparse
+import collections
+import gzip
 import json
 import os
+import pathlib
+import re
 import statistics
+import tempfile
 import time
 
 import jax
@@ -31,17 +40,23 @@ def conv_macs(out_pixels: int, kernel_size: int, in_features: int, out_features:
   return out_pixels * kernel_size**2 * in_features * out_features
 
 
-def slowvae_forward_flops(encoder: networks.Encoder, decoder: networks.Decoder,
-                          image_size: int, batch: int, subpixel_executed: bool = False) -> int:
+def forward_flops(encoder: networks.Encoder, decoder: networks.Decoder, batch: int,
+                  subpixel_executed: bool = False) -> int:
   """Analytic forward FLOPs (2 x multiply-adds) of encoder + decoder for ``batch`` images.
 
-  A transposed conv costs ``in_pixels * k^2 * in * out`` multiply-adds (each input pixel meets the
-  whole kernel). With ``subpixel_executed`` the stride-2 transposed convs are counted as executed by
+  Images are ``decoder.image_shape`` = [H, H, C] (encoder input and decoder output). Convolutions
+  and dense layers only
+  (biases, activations and losses are not counted). A transposed conv costs
+  ``in_pixels * k^2 * in * out`` multiply-adds (each input pixel meets the whole kernel). With
+  ``subpixel_executed`` the stride-2 transposed convs are counted as executed by
   ``SubPixelConvTranspose`` instead: a (taps x taps) conv with 4 x out channels on a map that may be
   one pixel larger than the input (for k = 4: (side + 1)^2 / side^2 times the model count).
   """
-  height, _, in_features = decoder.image_shape
-  macs, size, features = 0, image_size, in_features
+  if type(encoder) is not networks.Encoder or type(decoder) is not networks.Decoder:
+    raise TypeError(f"forward_flops counts networks.Encoder/Decoder layers only, got "
+                    f"{type(encoder).__name__}/{type(decoder).__name__}")
+  height, _, channels = decoder.image_shape
+  macs, size, features = 0, height, channels
   for width in encoder.features:
     size //= 2
     macs += conv_macs(size * size, encoder.kernel_size, features, width)
@@ -59,7 +74,7 @@ def slowvae_forward_flops(encoder: networks.Encoder, decoder: networks.Decoder,
   k = decoder.kernel_size
   plan = networks.subpixel_plan(k, 2, (k - 2) // 2)
   taps = plan.table.shape[0]
-  widths = tuple(decoder.features) + (decoder.image_shape[2],)
+  widths = tuple(decoder.features) + (channels,)
   for in_width, out_width in zip(widths[:-1], widths[1:]):
     if subpixel_executed:
       macs += (side + plan.grow)**2 * taps**2 * in_width * 4 * out_width
@@ -70,7 +85,10 @@ def slowvae_forward_flops(encoder: networks.Encoder, decoder: networks.Decoder,
 
 
 def vae_loss(encoder, decoder, params, images, noise):
-  """Bernoulli reconstruction (summed over pixels) + KL(q || N(0, I)), averaged over images."""
+  """Bernoulli reconstruction (summed over pixels) + KL(q || N(0, I)), averaged over images.
+
+  images float32 [B, H, W, C] in {0, 1}; noise float32 [B, D] (the reparameterisation draws).
+  """
   posterior = encoder.apply(params['encoder'], images)
   mean, log_var = posterior.mean[:, 0], posterior.log_var[:, 0]
   latents = mean + jnp.exp(0.5 * log_var) * noise
@@ -80,10 +98,176 @@ def vae_loss(encoder, decoder, params, images, noise):
   return jnp.mean(reconstruction + kl)
 
 
+def make_train_step(encoder, decoder, tx: optax.GradientTransformation):
+  """Jitted training call: (params, opt_state, images [n, B, H, W, C], noise [n, B, D]) ->
+  (params, opt_state, losses [n]): n optimizer steps on ``vae_loss`` in one dispatch; params and
+  opt_state are donated (updated in place).
+
+  The n steps are unrolled in the program, not a ``lax.scan``: on XLA:CPU (jax 0.9.2) the
+  convolutions of a while-loop body run about 20x slower (measured: SlowVAE step 0.35 s unrolled,
+  7-8 s inside a scan of length 1 or 4).
+  """
+
+  def one_step(params, opt_state, images, noise):
+    loss, grads = jax.value_and_grad(
+        lambda p: vae_loss(encoder, decoder, p, images, noise))(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, loss
+
+  def train_call(params, opt_state, images, noise):
+    losses = []
+    for images_i, noise_i in zip(images, noise):  # unrolled: n copies of the step
+      params, opt_state, loss = one_step(params, opt_state, images_i, noise_i)
+      losses.append(loss)
+    return params, opt_state, jnp.stack(losses)
+
+  return jax.jit(train_call, donate_argnums=(0, 1))
+
+
 def time_call(fn, *args) -> float:
+  """Wall seconds of fn(*args), waiting for its results."""
   start = time.perf_counter()
   jax.block_until_ready(fn(*args))
   return time.perf_counter() - start
+
+
+def matmul_gflops(seconds: float, size: int) -> float:
+  """GFLOP/s of one float32 [size, size] x [size, size] product taking ``seconds``."""
+  return 2 * size**3 / seconds / 1e9
+
+
+def benchmark_models(models: dict, batch: int, *, repeats: int = 5, warmup: int = 1,
+                     steps_per_call: int = 1, matmul_size: int = 2048, seed: int = 0,
+                     profile: bool = False) -> dict:
+  """Times the training step of every (encoder, decoder) in ``models`` and a float32 matmul.
+
+  Args:
+    models: name -> (networks.Encoder, networks.Decoder); images are decoder.image_shape.
+    batch: images per training step.
+    repeats: timed rounds; each round calls every model's step once, then the matmul once.
+    warmup: untimed calls after compilation.
+    steps_per_call: training steps per jitted call (``make_train_step``'s n).
+    matmul_size: side of the square matmul that sets the ceiling.
+    profile: also add each model's ``profile_ops`` (after the timed rounds) as row["profile"].
+  Returns:
+    {"batch", "steps_per_call", "matmul_gflops_per_s" (median over the rounds), "models": name ->
+    {"median_step_ms", "min_step_ms", "images_per_s", "model_gflop_per_step", "gflops_per_s",
+    "fraction_of_matmul" (gflops_per_s / matmul_gflops_per_s), "fraction_of_matmul_per_round"
+    (median over the rounds of the same ratio within a round), "compile_s" (compilation and the
+    first call), "num_params", "loss"}}. Step times are per training step (call time / n).
+  """
+  rng = np.random.default_rng(seed)
+  key = jax.random.key(seed, impl='rbg')  # compiles faster than threefry; values are irrelevant
+  calls, rows = {}, {}
+  for name, (encoder, decoder) in models.items():
+    shape = (steps_per_call, batch) + tuple(decoder.image_shape)
+    images = jnp.asarray(rng.uniform(size=shape) > 0.7, jnp.float32)
+    noise = jnp.asarray(rng.standard_normal((steps_per_call, batch, encoder.latent_dim)),
+                        jnp.float32)
+    params = {'encoder': jax.jit(encoder.init)(key, images[0]),
+              'decoder': jax.jit(decoder.init)(key, noise[0])}
+    tx = optax.adam(1e-4)
+    step = make_train_step(encoder, decoder, tx)
+    state = {'params': params, 'opt_state': tx.init(params)}
+
+    def call(step=step, state=state, images=images, noise=noise):
+      state['params'], state['opt_state'], losses = step(state['params'], state['opt_state'],
+                                                         images, noise)
+      return losses
+
+    rows[name] = {'compile_s': time_call(call), 'num_params': networks.num_params(params),
+                  'model_gflop_per_step': 3 * forward_flops(encoder, decoder, batch) / 1e9}
+    for _ in range(warmup):
+      time_call(call)
+    rows[name]['loss'] = float(call()[-1])
+    calls[name] = call
+  a = jnp.asarray(rng.standard_normal((matmul_size, matmul_size)), jnp.float32)
+  matmul = jax.jit(jnp.dot)
+  calls['matmul'] = lambda: matmul(a, a)
+  time_call(calls['matmul'])
+  seconds = {name: [] for name in calls}
+  for _ in range(repeats):  # alternate: every round times each model and the matmul once
+    for name, call in calls.items():
+      seconds[name].append(time_call(call))
+  matmul_s = seconds.pop('matmul')
+  ceiling = matmul_gflops(statistics.median(matmul_s), matmul_size)
+  for name, times in seconds.items():
+    step_s = [t / steps_per_call for t in times]
+    median = statistics.median(step_s)
+    gflops = rows[name]['model_gflop_per_step'] / median
+    per_round = [rows[name]['model_gflop_per_step'] / step / matmul_gflops(m, matmul_size)
+                 for step, m in zip(step_s, matmul_s)]
+    rows[name].update(median_step_ms=1e3 * median, min_step_ms=1e3 * min(step_s),
+                      images_per_s=batch / median, gflops_per_s=gflops,
+                      fraction_of_matmul=gflops / ceiling,
+                      fraction_of_matmul_per_round=statistics.median(per_round))
+    if profile:
+      rows[name]['profile'] = profile_ops(calls[name])
+  return {'batch': batch, 'steps_per_call': steps_per_call, 'matmul_size': matmul_size,
+          'matmul_gflops_per_s': ceiling, 'models': rows}
+
+
+# Kinds of XLA:CPU thunks, by HLO instruction name (first match wins).
+OP_KINDS = (
+    ("conv input-gradient, strided (lhs-dilated)", r"^convolution-base-dilated"),
+    ("conv weight-gradient, strided (rhs-dilated)", r"^convolution-window-dilated"),
+    ("conv forward", r"^conv_general_dilated"),
+    ("conv, other backward", r"^convolution"),
+    ("matmul", r"^(dot|gemm|custom-call)"),
+    ("layout transposes and copies", r"^(transpose|copy)"),
+    ("elementwise fusions", r"fusion"),
+)
+
+
+def profile_ops(call, steps: int = 3, logdir: str | None = None) -> dict:
+  """Traces ``steps`` calls of ``call`` with jax.profiler; returns where the time went.
+
+  Returns {"step_ms": traced wall ms per call, "kinds": kind -> ms per call (OP_KINDS, plus
+  "other"), "top": [(HLO op, ms per call)] * 12}, from the XLA:CPU thunk events of the trace
+  (ops on several threads overlap, so the kinds may add up to more than step_ms).
+  """
+  with tempfile.TemporaryDirectory() as scratch:
+    folder = pathlib.Path(logdir or scratch)
+    jax.block_until_ready(call())
+    start = time.perf_counter()
+    with jax.profiler.trace(str(folder), create_perfetto_trace=True):
+      for _ in range(steps):
+        jax.block_until_ready(call())
+    step_ms = 1e3 * (time.perf_counter() - start) / steps
+    trace = max(folder.glob("plugins/profile/*/perfetto_trace.json.gz"), key=os.path.getmtime)
+    events = json.load(gzip.open(trace))
+  events = events["traceEvents"] if isinstance(events, dict) else events
+  per_op = collections.Counter()
+  for event in events:
+    name = event.get("name", "")
+    if event.get("ph") == "X" and not name.startswith(("$", "ThunkExecutor", "SlinkyThread")):
+      per_op[name] += event.get("dur", 0) / 1e3 / steps
+  kinds = collections.Counter()
+  for name, ms in per_op.items():
+    kind = next((kind for kind, pattern in OP_KINDS if re.search(pattern, name)), "other")
+    kinds[kind] += ms
+  return {"step_ms": step_ms, "kinds": dict(kinds.most_common()),
+          "top": per_op.most_common(12)}
+
+
+def print_profile(profile: dict, title: str) -> None:
+  """The kinds and the top ops of a ``profile_ops`` result."""
+  print(f"{title} (traced step {profile['step_ms']:.1f} ms):")
+  for kind, ms in profile['kinds'].items():
+    print(f"  {ms:8.1f} ms  {ms / profile['step_ms']:6.1%}  {kind}")
+  print("  top ops: " + ", ".join(f"{name} {ms:.1f} ms" for name, ms in profile['top']), flush=True)
+
+
+def print_table(result: dict, title: str) -> None:
+  """One line per model of a ``benchmark_models`` result."""
+  print(f"{title}: batch {result['batch']}, {result['steps_per_call']} step(s) per call, f32 "
+        f"matmul {result['matmul_size']}^2 {result['matmul_gflops_per_s']:.1f} GFLOP/s")
+  print(f"  {'model':<22}{'median ms':>10}{'images/s':>10}{'GFLOP/step':>11}{'GFLOP/s':>9}"
+        f"{'of matmul':>10}{'compile s':>10}")
+  for name, row in result['models'].items():
+    print(f"  {name:<22}{row['median_step_ms']:>10.1f}{row['images_per_s']:>10.0f}"
+          f"{row['model_gflop_per_step']:>11.3f}{row['gflops_per_s']:>9.1f}"
+          f"{row['fraction_of_matmul']:>10.1%}{row['compile_s']:>10.1f}", flush=True)
 
 
 def main():
@@ -91,90 +275,44 @@ def main():
   parser.add_argument('--batch', type=int, default=64)
   parser.add_argument('--image_size', type=int, default=64)
   parser.add_argument('--latent_dim', type=int, default=10)
-  parser.add_argument('--repeats', type=int, default=10, help='timed rounds per variant')
+  parser.add_argument('--repeats', type=int, default=10, help='timed rounds')
   parser.add_argument('--warmup', type=int, default=2, help='untimed calls after compilation')
+  parser.add_argument('--steps_per_call', type=int, default=1,
+                      help='training steps per jitted call (lax.scan)')
   parser.add_argument('--matmul_size', type=int, default=2048)
   parser.add_argument('--json', default=None, help='write the results to this JSON file')
+  parser.add_argument('--profile', action='store_true',
+                      help='also trace the sub-pixel step and print where the time goes')
   parser.add_argument('--xla_flags', default='',
                       help="appended to XLA_FLAGS, e.g. '--xla_cpu_experimental_ynn_fusion_type='")
   args = parser.parse_args()
   if args.xla_flags:  # read when the CPU backend starts, i.e. at the first computation below
     os.environ['XLA_FLAGS'] = f"{os.environ.get('XLA_FLAGS', '')} {args.xla_flags}".strip()
-  if args.repeats < 1 or args.batch < 1:
-    raise ValueError('--repeats and --batch must be >= 1.')
+  if min(args.repeats, args.batch, args.steps_per_call) < 1:
+    raise ValueError('--repeats, --batch and --steps_per_call must be >= 1.')
 
   encoder = networks.slowvae_encoder(args.latent_dim)
-  decoders = {name: networks.slowvae_decoder(1, args.image_size, upsample=name)
-              for name in ('conv_transpose', 'subpixel')}
-  rng = np.random.default_rng(0)
-  images = jnp.asarray(rng.uniform(size=(args.batch, args.image_size, args.image_size, 1)) > 0.7,
-                       jnp.float32)
-  noise = jnp.asarray(rng.standard_normal((args.batch, args.latent_dim)), jnp.float32)
-  key = jax.random.key(0, impl='rbg')  # compiles faster than threefry; values are irrelevant here
-  params = {'encoder': jax.jit(encoder.init)(key, images),
-            'decoder': jax.jit(decoders['subpixel'].init)(key, noise)}  # same tree for both
-
-  steps, timings, losses = {}, {}, {}
-  for name, decoder in decoders.items():
-    loss = lambda params, images, noise, decoder=decoder: vae_loss(encoder, decoder, params,
-                                                                    images, noise)
-    steps[name] = jax.jit(jax.value_and_grad(loss))
-    compile_s = time_call(steps[name], params, images, noise)
-    for _ in range(args.warmup):
-      time_call(steps[name], params, images, noise)
-    losses[name] = float(steps[name](params, images, noise)[0])
-    hlo = steps[name].lower(params, images, noise).compile().as_text()
-    timings[name] = {'compile_and_first_call_s': compile_s, 'step_s': [],
-                     'ynn_fusions': hlo.count('"__ynn_fusion"')}  # ops handed to YNNPACK
-  for _ in range(args.repeats):  # alternate the variants round by round
-    for name in decoders:
-      timings[name]['step_s'].append(time_call(steps[name], params, images, noise))
-
-  n = args.matmul_size
-  a = jnp.asarray(rng.standard_normal((n, n)), jnp.float32)
-  matmul = jax.jit(jnp.dot)
-  time_call(matmul, a, a)
-  matmul_s = statistics.median(time_call(matmul, a, a) for _ in range(max(args.repeats, 5)))
-  ceiling = 2 * n**3 / matmul_s / 1e9
-
-  model_flops = 3 * slowvae_forward_flops(encoder, decoders['subpixel'], args.image_size, args.batch)
-  executed_flops = {
-      'conv_transpose': model_flops,
-      'subpixel': 3 * slowvae_forward_flops(encoder, decoders['subpixel'], args.image_size,
-                                            args.batch, subpixel_executed=True)}
-  results = {'device': str(jax.devices()[0]), 'xla_flags': os.environ.get('XLA_FLAGS', ''),
-             'batch': args.batch, 'image_size': args.image_size, 'repeats': args.repeats,
-             'model_gflop_per_step': model_flops / 1e9,
-             'matmul_gflops_per_s': ceiling, 'variants': {}}
-  for name in decoders:
-    median = statistics.median(timings[name]['step_s'])
-    gflops = model_flops / median / 1e9
-    results['variants'][name] = {
-        'median_step_ms': 1e3 * median, 'min_step_ms': 1e3 * min(timings[name]['step_s']),
-        'model_gflops_per_s': gflops, 'fraction_of_matmul': gflops / ceiling,
-        'executed_gflop_per_step': executed_flops[name] / 1e9,
-        'compile_and_first_call_s': timings[name]['compile_and_first_call_s'],
-        'ynn_fusions': timings[name]['ynn_fusions'],
-        'loss': losses[name]}
-  per_round = [a / b for a, b in zip(timings['conv_transpose']['step_s'],
-                                     timings['subpixel']['step_s'])]
-  results['speedup_ratio_of_medians'] = (results['variants']['conv_transpose']['median_step_ms']
-                                         / results['variants']['subpixel']['median_step_ms'])
-  results['speedup_median_per_round'] = statistics.median(per_round)
-
-  print(f"SlowVAE fwd+bwd, batch {args.batch}, {args.image_size}x{args.image_size}x1, "
-        f"{results['device']}, XLA_FLAGS='{results['xla_flags']}'")
-  print(f"model FLOPs per step {model_flops / 1e9:.2f} GFLOP (3 x forward); "
-        f"f32 matmul {n}x{n}: {ceiling:.1f} GFLOP/s")
-  print(f"{'variant':<16}{'median ms':>10}{'min ms':>9}{'GFLOP/s':>9}{'of matmul':>11}"
-        f"{'executed GFLOP':>16}")
-  for name, row in results['variants'].items():
-    print(f"{name:<16}{row['median_step_ms']:>10.1f}{row['min_step_ms']:>9.1f}"
-          f"{row['model_gflops_per_s']:>9.1f}{row['fraction_of_matmul']:>11.1%}"
-          f"{row['executed_gflop_per_step']:>16.2f}")
-  print(f"speedup (conv_transpose / subpixel): {results['speedup_ratio_of_medians']:.2f}x "
-        f"(median of per-round ratios {results['speedup_median_per_round']:.2f}x); "
-        f"losses {losses['conv_transpose']:.6f} vs {losses['subpixel']:.6f}")
+  models = {name: (encoder, networks.slowvae_decoder(1, args.image_size, upsample=name))
+            for name in ('conv_transpose', 'subpixel')}
+  results = benchmark_models(models, args.batch, repeats=args.repeats, warmup=args.warmup,
+                             steps_per_call=args.steps_per_call, matmul_size=args.matmul_size,
+                             profile=args.profile)
+  results.update(device=str(jax.devices()[0]), xla_flags=os.environ.get('XLA_FLAGS', ''),
+                 image_size=args.image_size, repeats=args.repeats,
+                 executed_gflop_per_step=dict(
+                     conv_transpose=3 * forward_flops(*models['subpixel'], args.batch) / 1e9,
+                     subpixel=3 * forward_flops(*models['subpixel'], args.batch,
+                                                subpixel_executed=True) / 1e9))
+  rows = results['models']
+  results['speedup_ratio_of_medians'] = (rows['conv_transpose']['median_step_ms']
+                                         / rows['subpixel']['median_step_ms'])
+  print_table(results, f"SlowVAE train step ({results['device']}, "
+                       f"XLA_FLAGS='{results['xla_flags']}')")
+  print(f"speedup (conv_transpose / subpixel): {results['speedup_ratio_of_medians']:.2f}x; "
+        f"losses {rows['conv_transpose']['loss']:.6f} vs {rows['subpixel']['loss']:.6f}")
+  for name, row in rows.items():
+    if 'profile' in row:
+      print_profile(row['profile'], f"{name}: XLA:CPU ops per step")
   if args.json:
     with open(args.json, 'w') as f:
       json.dump(results, f, indent=2)

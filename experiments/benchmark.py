@@ -1,19 +1,33 @@
 r"""Benchmarks that report ratios measured in one run (timings on shared machines are noisy).
 
-  python -m experiments.benchmark [--only=kl,data] [--json=out.json]
+  python -m experiments.benchmark [--only=networks,kl,data,compile] [--json=out.json]
 
-Sub-benchmarks:
-  kl    cost of the linearisation + mixture KL (priors.sequence_kl, jitted, vmapped over a batch of
-        16 clips of a pendulum prior) against K (components), S (samples), T (frames) and D (latent
-        size, a linear-extrapolation prior), with fitted log-log scaling exponents; and the vmapped
-        form against a plain Python loop over K = 64 components.
-  data  frames per second of each physics generator against the frames per second the quick
-        config's training step consumes.
-The SlowVAE-architecture train step is benchmarked by experiments/bench_networks.py.
+Sub-benchmarks (all by default; every result goes into the JSON):
+  networks  training step (loss, gradients, Adam; experiments.bench_networks.benchmark_models) of
+            the SlowVAE architecture (64x64x1, z = 10) and of the physics experiments' networks
+            (experiments/spring.py quick: 32x32x1 and full: 64x64x1) at batch 64 and 256 images:
+            median step time, images/s, analytic GFLOP/s and the fraction of a float32 matmul's
+            GFLOP/s, timed in alternating rounds of the same process.
+  kl        cost of the linearisation + mixture KL (priors.sequence_kl, jitted, vmapped over a
+            batch of 16 clips of a pendulum prior) against K (components), S (samples), T (frames)
+            and D (latent size, a linear-extrapolation prior), with fitted log-log scaling
+            exponents; and the vmapped form against a plain Python loop over K = 64 components.
+  data      frames per second of each physics generator against the frames per second the quick
+            config's training step consumes.
+  compile   compile time of the training step (nlvae.train.make_train_step on the spring quick
+            config, and the SlowVAE step of bench_networks) in a fresh process with an empty
+            persistent compilation cache (jax_compilation_cache_dir: a new temporary folder), then
+            in a second fresh process that loads it from that cache (XLA:CPU logs "Target
+            machine feature +prefer-no-scatter is not supported" when loading; harmless: both
+            processes' executables must compute the same loss, which is checked).
+experiments/bench_networks.py also compares transposed-conv formulations and XLA flags.
 """
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import tempfile
 import time
 
 import jax
@@ -21,9 +35,14 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-_ONLY = flags.DEFINE_list("only", ["kl", "data"], "Sub-benchmarks to run.")
+SUB_BENCHMARKS = ("networks", "kl", "data", "compile")
+_ONLY = flags.DEFINE_list("only", list(SUB_BENCHMARKS), "Sub-benchmarks to run.")
 _JSON = flags.DEFINE_string("json", None, "Also write the results to this JSON file.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed calls per point (median is reported).")
+_BATCHES = flags.DEFINE_list("batches", ["64", "256"], "Images per step for --only=networks.")
+_COMPILE_CHILD = flags.DEFINE_string(
+    "compile_child", None, "Internal (--only=compile): time the compilations with this persistent "
+    "cache folder and print them as one JSON line.")
 
 
 def median_seconds(fn, repeats: int) -> float:
@@ -85,10 +104,36 @@ def kl_benchmark(repeats: int) -> dict:
   return results
 
 
-def data_benchmark(repeats: int) -> dict:
-  from data import physics, pipeline
-  from experiments import falling, pendulum, pulsar, spring
+def physics_train_step(config):
+  """The training step of a physics config on its first global batch, on all local devices.
+
+  Returns (train_step, state, batch, key): nlvae.train.make_train_step's jitted step (the state is
+  donated: feed back the returned one), the initial TrainState, the batch ({"frames": uint8
+  [B, T, H, W, C], ...}, sharded over the 'data' mesh) and the step key. The data set is cut to 64
+  training clips (the step does not depend on its size).
+  """
+  from data import pipeline
   from nlvae import datasets, models, train
+  config = config.copy_and_resolve_references()
+  config.data.num_train, config.data.num_test = 64, 16
+  train_data, _, info = datasets.load(config.data)
+  model = models.build(config.model, info)
+  mesh = jax.make_mesh((jax.device_count(),), ("data",),
+                       axis_types=(jax.sharding.AxisType.Auto,))
+  batch = train.global_batch(pipeline.Batches(train_data, config.train.batch_size, 0).batch(0),
+                             mesh)
+  params = model.init(jax.random.PRNGKey(0), batch)
+  state = train.TrainState.create(apply_fn=None, params=params,
+                                  tx=train.make_optimizer(config.train))
+  # Placed as train.py places it: the step's output state then has the input's sharding, and the
+  # second call does not compile again.
+  state = jax.device_put(state, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+  return train.make_train_step(model, mesh), state, batch, jax.random.PRNGKey(1)
+
+
+def data_benchmark(repeats: int) -> dict:
+  from data import physics
+  from experiments import falling, pendulum, pulsar, spring
   results = {}
   for module in (spring, pendulum, falling, pulsar):
     config = module.get_config("quick")
@@ -97,21 +142,11 @@ def data_benchmark(repeats: int) -> dict:
     clips = 256
     generate = lambda: physics.generate(system, clips, 0, **options)
     gen_fps = clips * options["num_frames"] / median_seconds(generate, repeats)
-    config.data.num_train, config.data.num_test = 64, 16
-    train_data, _, info = datasets.load(config.data)
-    model = models.build(config.model, info)
-    mesh = jax.make_mesh((jax.device_count(),), ("data",),
-                         axis_types=(jax.sharding.AxisType.Auto,))
-    batch = train.global_batch(pipeline.Batches(train_data, config.train.batch_size, 0).batch(0),
-                               mesh)
-    params = model.init(jax.random.PRNGKey(0), batch)
-    state = train.TrainState.create(apply_fn=None, params=params,
-                                    tx=train.make_optimizer(config.train))
-    train_step = train.make_train_step(model, mesh)
+    train_step, state, batch, key = physics_train_step(config)
     holder = {"state": state}
 
     def one_step():
-      holder["state"], metrics = train_step(holder["state"], batch, jax.random.PRNGKey(1))
+      holder["state"], metrics = train_step(holder["state"], batch, key)
       return metrics["loss"]
 
     train_fps = (config.train.batch_size * options["num_frames"]
@@ -123,16 +158,105 @@ def data_benchmark(repeats: int) -> dict:
   return results
 
 
+def network_models() -> dict:
+  """name -> (networks.Encoder, networks.Decoder): the SlowVAE architecture and the physics
+  experiments' networks as experiments/spring.py configures them (quick and full)."""
+  from experiments import spring
+  from nlvae import models, networks
+  result = {"slowvae": (networks.slowvae_encoder(10), networks.slowvae_decoder(1, 64))}
+  for variant in ("quick", "full"):
+    config = spring.get_config(variant)
+    size, channels = config.data.options.image_size, config.data.options.get("channels", 1)
+    info = dict(system=config.data.system, dt=0.05,  # dt only shapes the prior, not the networks
+                image_shape=(size, size, channels))
+    model = models.build(config.model, info)
+    result[f"physics_{variant}"] = (model.encoder, model.decoder)
+  return result
+
+
+def networks_benchmark(repeats: int, batches) -> dict:
+  from experiments import bench_networks
+  results = {}
+  for batch in batches:
+    results[f"batch_{batch}"] = bench_networks.benchmark_models(
+        network_models(), int(batch), repeats=repeats)
+    bench_networks.print_table(results[f"batch_{batch}"], "training step")
+  return results
+
+
+def compile_child(cache_dir: str) -> dict:
+  """Seconds to lower and to compile each training step with the persistent cache `cache_dir`,
+  and the loss of one call of the compiled step (the same whether compiled or loaded)."""
+  jax.config.update("jax_compilation_cache_dir", cache_dir)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+  import optax
+  from experiments import bench_networks, spring
+  train_step, state, batch, key = physics_train_step(spring.get_config("quick"))
+  encoder, decoder = network_models()["slowvae"]
+  images = jnp.ones((1, 64) + tuple(decoder.image_shape), jnp.float32)
+  noise = jnp.zeros((1, 64, encoder.latent_dim), jnp.float32)
+  init_key = jax.random.key(0, impl="rbg")
+  params = {"encoder": jax.jit(encoder.init)(init_key, images[0]),
+            "decoder": jax.jit(decoder.init)(init_key, noise[0])}
+  tx = optax.adam(1e-4)
+  steps = {"spring_quick": (train_step, (state, batch, key), lambda out: out[1]["loss"]),
+           "slowvae_batch64": (bench_networks.make_train_step(encoder, decoder, tx),
+                               (params, tx.init(params), images, noise), lambda out: out[2][0])}
+  results = {}
+  for name, (step, args, loss) in steps.items():
+    start = time.perf_counter()
+    lowered = step.lower(*args)
+    lowered_at = time.perf_counter()
+    compiled = lowered.compile()
+    results[name] = dict(lower_s=lowered_at - start, compile_s=time.perf_counter() - lowered_at,
+                         loss=float(loss(compiled(*args))))
+  return results
+
+
+def compile_benchmark() -> dict:
+  """Cold compile (fresh process, empty persistent cache) vs a second fresh process that loads the
+  executables from that cache."""
+  with tempfile.TemporaryDirectory(prefix="nlvae_jax_cache_") as cache_dir:
+    runs = []
+    for _ in range(2):
+      out = subprocess.run([sys.executable, "-m", "experiments.benchmark",
+                            f"--compile_child={cache_dir}"], capture_output=True, text=True,
+                           timeout=600, check=False)
+      if out.returncode:
+        raise RuntimeError(f"compile benchmark child failed:\n{out.stderr[-3000:]}")
+      runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+  results = {}
+  for name in runs[0]:
+    cold, cached = runs[0][name]["compile_s"], runs[1][name]["compile_s"]
+    if runs[0][name]["loss"] != runs[1][name]["loss"]:
+      raise RuntimeError(f"{name}: the cached executable computed another loss: {runs}")
+    results[name] = dict(cold=runs[0][name], cached=runs[1][name], speedup=cold / cached)
+    print(f"compile {name}: cold {cold:.2f} s, from the persistent cache {cached:.2f} s -> "
+          f"{cold / cached:.0f}x (lowering {runs[0][name]['lower_s']:.2f} s, not cached)",
+          flush=True)
+  return results
+
+
 def main(argv):
   del argv
+  if _COMPILE_CHILD.value:
+    print(json.dumps(compile_child(_COMPILE_CHILD.value)))
+    return
+  unknown = set(_ONLY.value) - set(SUB_BENCHMARKS)
+  if unknown:
+    raise app.UsageError(f"--only: unknown {sorted(unknown)}; valid: {', '.join(SUB_BENCHMARKS)}")
   results = {"device": str(jax.devices()[0]), "date": time.strftime("%Y-%m-%d")}
-  if "kl" in _ONLY.value:
-    results["kl"] = kl_benchmark(_REPEATS.value)
-  if "data" in _ONLY.value:
-    results["data"] = data_benchmark(_REPEATS.value)
-  if _JSON.value:
-    with open(_JSON.value, "w") as f:
-      json.dump(results, f, indent=2)
+  runners = {"networks": lambda: networks_benchmark(_REPEATS.value, _BATCHES.value),
+             "kl": lambda: kl_benchmark(_REPEATS.value),
+             "data": lambda: data_benchmark(_REPEATS.value),
+             "compile": compile_benchmark}
+  for name in SUB_BENCHMARKS:
+    if name in _ONLY.value:
+      results[name] = runners[name]()
+      if _JSON.value:  # written after every sub-benchmark, so a long run keeps what it measured
+        with open(_JSON.value, "w") as f:
+          json.dump(results, f, indent=2)
 
 
 if __name__ == "__main__":
