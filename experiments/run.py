@@ -22,6 +22,14 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config fil
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output folder (default runs/<config name>).")
 _DISTRIBUTED = flags.DEFINE_bool("distributed", False,
                                  "Call jax.distributed.initialize() (multi-host / multi-process).")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None,
+                                   "With --distributed and no cluster launcher: host:port of "
+                                   "process 0.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None,
+                                      "With --distributed and no cluster launcher: process count.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None,
+                                   "With --distributed and no cluster launcher: this process's "
+                                   "index in [0, num_processes).")
 
 
 def _keys(config, prefix=""):
@@ -54,7 +62,9 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
   import jax
   if _DISTRIBUTED.value:
-    jax.distributed.initialize()
+    # None values are left for jax.distributed to detect (SLURM, Open MPI, Kubernetes, TPU).
+    jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
+                               num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
   if os.environ.get("NLVAE_JAX_CACHE"):  # opt-in persistent compilation cache (a folder)
     jax.config.update("jax_compilation_cache_dir", os.environ["NLVAE_JAX_CACHE"])
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)

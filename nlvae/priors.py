@@ -195,13 +195,18 @@ def pulse_profile(phase: jax.Array, params: dict) -> jax.Array:
 
 
 def pulsar_transition(history: jax.Array, params: dict) -> jax.Array:
-  """Latent (u_x, u_y, b): the phase as a unit vector u rotated by omega dt, b = profile(phase)."""
+  """Latent (u_x, u_y, b): the phase as a unit vector u rotated by omega dt, b = profile(phase).
+
+  u is projected onto the unit circle before it is rotated, so the prediction always has norm 1:
+  the phase is an angle, and a shrunken u (for which any rotation would be cheap) is not a
+  solution.
+  """
   u = history[-1, :2]
+  u = u / jnp.sqrt(jnp.sum(u**2) + 1e-8)
   angle = params["omega"] * params["dt"]
   cos, sin = jnp.cos(angle), jnp.sin(angle)
   u_next = jnp.stack([cos * u[0] - sin * u[1], sin * u[0] + cos * u[1]])
-  norm = jnp.sqrt(jnp.sum(u_next**2) + 1e-8)
-  phase = jnp.arctan2(u_next[1] / norm, u_next[0] / norm)
+  phase = jnp.arctan2(u_next[1], u_next[0])
   return jnp.concatenate([u_next, pulse_profile(phase, params)[None]])
 
 

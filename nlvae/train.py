@@ -14,6 +14,7 @@ Every model (nlvae.models) is trained the same way:
 """
 from __future__ import annotations
 
+import functools
 import json
 import pathlib
 import time
@@ -66,7 +67,10 @@ def make_train_step(model, mesh):
   data_sharded = NamedSharding(mesh, PartitionSpec("data"))
 
   def train_step(state, batch, rng):
-    (_, metrics), grads = jax.value_and_grad(model.loss, has_aux=True)(state.params, batch, rng)
+    loss_fn = model.loss
+    if getattr(model, "loss_uses_step", False):  # e.g. a KL warm-up schedule
+      loss_fn = functools.partial(model.loss, step=state.step)
+    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, rng)
     return state.apply_gradients(grads=grads), metrics
 
   return jax.jit(train_step, in_shardings=(replicated, data_sharded, replicated),
@@ -126,7 +130,8 @@ def train_and_evaluate(config, workdir, *, stop_after: int | None = None) -> dic
     stop_after: stop (as if interrupted) after this many steps of this call, without the final
       evaluation; used to test exact resumption.
   Returns:
-    The final evaluation dict (also written to workdir/eval.json), or {} when stopped early.
+    The final evaluation dict (also written to workdir/eval.json), or {} when stopped early and on
+    every process but process 0.
   """
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
@@ -207,7 +212,7 @@ def train_and_evaluate(config, workdir, *, stop_after: int | None = None) -> dic
   progress.close()
   manager.wait_until_finished()
   writer.close()
-  if end_step < num_steps:
+  if end_step < num_steps or not is_main:  # process 0 alone evaluates and writes figures
     return {}
 
   params = jax.device_get(state.params)

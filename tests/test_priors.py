@@ -211,6 +211,11 @@ def test_pulsar_prior_rotates_phase_and_follows_profile():
   np.testing.assert_allclose(np.diff(phase), 2 * np.pi / 0.7 * 0.1, rtol=1e-4)
   np.testing.assert_allclose(out[1:, 2], priors.pulse_profile(jnp.asarray(phase[1:]), prior.params),
                              atol=1e-5)
+  # The phase is an angle: a shrunken or stretched u predicts the same unit vector.
+  for scale in (0.1, 3.0):
+    np.testing.assert_allclose(prior.predict(jnp.array([[scale * 0.6, scale * 0.8, 0.0]])),
+                               prior.predict(jnp.array([[0.6, 0.8, 0.0]])), atol=1e-5)
+  np.testing.assert_allclose(np.linalg.norm(out[:, :2], axis=-1)[1:], 1.0, atol=1e-5)
 
 
 def test_readme_snippet_runs():

@@ -7,6 +7,7 @@ eval.json keys (all floats unless noted):
   latent/angle_error_rad    pendulum only: RMSE of +-latent against the true angle (no fit: the
                             prior fixes scale and zero), the better sign
   params/<name>, params/<name>_true   learned physical parameters and the truth (mean over clips)
+  params/noise_scale        the learned process-noise scale (with model.prior.learn_noise_scale)
   intervention/<name>/pixel_mse_counterfactual   MSE of the model's counterfactual video vs the true
                                                  re-simulated one (pixels in [0, 1])
   intervention/<name>/pixel_mse_unintervened     MSE of the unintervened model rollout vs the same
@@ -117,6 +118,8 @@ def evaluate(model, params, data, workdir, rng, num_counterfactual_clips: int = 
     results[f"params/{name}"] = float(value)
     if name in clips.params:
       results[f"params/{name}_true"] = float(np.mean(clips.params[name]))
+  if "prior_log_noise_scale" in params:
+    results["params/noise_scale"] = float(np.mean(prior.noise_scale))
 
   n = min(num_counterfactual_clips, len(test["frames"]))
   subset = physics.Clips(**{**clips.__dict__,

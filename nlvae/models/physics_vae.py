@@ -53,6 +53,8 @@ def context_stack(frames: jax.Array, context: int) -> jax.Array:
 class PhysicsVAE:
   """Model interface of nlvae.models: init, loss, evaluate (plus encode/decode helpers)."""
 
+  loss_uses_step = True  # for the KL warm-up
+
   def __init__(self, model_config, data_info):
     self.config = model_config
     self.info = data_info
@@ -64,9 +66,18 @@ class PhysicsVAE:
     if model_config.likelihood not in ("bernoulli", "gaussian"):
       raise ValueError("model.likelihood must be 'bernoulli' or 'gaussian', got "
                        f"{model_config.likelihood!r}")
-    self.encoder = networks.Encoder(latent_dim=self.latent_dim,
-                                    features=tuple(model_config.encoder_features),
-                                    kernel_size=4, hidden=model_config.hidden)
+    if model_config.encoder == "conv":
+      self.encoder = networks.Encoder(latent_dim=self.latent_dim,
+                                      features=tuple(model_config.encoder_features),
+                                      kernel_size=4, hidden=model_config.hidden)
+    elif model_config.encoder == "keypoints":
+      self.encoder = networks.KeypointEncoder(latent_dim=self.latent_dim,
+                                              features=tuple(model_config.encoder_features),
+                                              num_keypoints=model_config.num_keypoints,
+                                              hidden=model_config.hidden)
+    else:
+      raise ValueError("model.encoder must be 'conv' or 'keypoints', got "
+                       f"{model_config.encoder!r}")
     self.decoder = networks.Decoder(image_shape=tuple(data_info["image_shape"]),
                                     features=tuple(model_config.decoder_features),
                                     kernel_size=4, hidden=model_config.hidden)
@@ -78,8 +89,11 @@ class PhysicsVAE:
     frames = self._frames(batch)
     encoder_params = self.encoder.init(key_enc, context_stack(frames, self.config.context_frames))
     decoder_params = self.decoder.init(key_dec, jnp.zeros(frames.shape[:2] + (self.latent_dim,)))
-    return dict(encoder=encoder_params, decoder=decoder_params,
-                prior=self.prior.learnable_params())
+    params = dict(encoder=encoder_params, decoder=decoder_params,
+                  prior=self.prior.learnable_params())
+    if self.config.prior.learn_noise_scale:
+      params["prior_log_noise_scale"] = jnp.log(self.prior.noise_scale)
+    return params
 
   @staticmethod
   def _frames(batch) -> jax.Array:
@@ -89,7 +103,9 @@ class PhysicsVAE:
     """frames float [B, T, H, W, C] -> posterior mean, variance [B, T, D]."""
     posterior = self.encoder.apply(params["encoder"],
                                    context_stack(frames, self.config.context_frames))
-    log_var = jnp.clip(posterior.log_var[..., 0, :], -14.0, 6.0)
+    # The shift sets the posterior's starting variance (the network's output starts near 0).
+    log_var = jnp.clip(posterior.log_var[..., 0, :] + self.config.posterior_log_var_shift,
+                       -14.0, 6.0)
     return posterior.mean[..., 0, :], jnp.exp(log_var)
 
   def decode(self, params, z):
@@ -98,11 +114,27 @@ class PhysicsVAE:
     return jax.nn.sigmoid(logits) if self.config.likelihood == "bernoulli" else logits
 
   def current_prior(self, params) -> priors.ANMPrior:
-    return self.prior.with_params(**params["prior"]) if params["prior"] else self.prior
+    """The prior with the learned physical parameters (and learned process noise, if any)."""
+    prior = self.prior.with_params(**params["prior"]) if params["prior"] else self.prior
+    if "prior_log_noise_scale" in params:
+      prior = prior.replace(noise_scale=jnp.exp(params["prior_log_noise_scale"]))
+    return prior
 
   # -- loss -------------------------------------------------------------------------------------
 
-  def loss(self, params, batch, rng):
+  def kl_weight(self, step) -> jax.Array:
+    """beta, ramped linearly from beta * kl_warmup_start to beta over model.kl_warmup_steps.
+
+    step None (evaluation) or kl_warmup_steps = 0 gives beta itself.
+    """
+    warmup = self.config.kl_warmup_steps
+    if step is None or not warmup:
+      return jnp.asarray(self.config.beta, jnp.float32)
+    start = self.config.kl_warmup_start
+    fraction = jnp.minimum(jnp.asarray(step, jnp.float32) / warmup, 1.0)
+    return self.config.beta * (start + (1.0 - start) * fraction)
+
+  def loss(self, params, batch, rng, step=None):
     frames = self._frames(batch)
     mean, var = self.encode(params, frames)
     key_z, key_kl = jax.random.split(rng)
@@ -124,9 +156,13 @@ class PhysicsVAE:
     kl_free = jnp.mean(jnp.sum(kl.diag_gaussian_kl(mean[..., dp:], var[..., dp:], 0.0, 1.0),
                                axis=1))
     total_kl = kl_physical + kl_free
-    loss = recon + self.config.beta * total_kl
-    metrics = dict(loss=loss, recon=recon, kl=total_kl, kl_physical=kl_physical)
+    kl_weight = self.kl_weight(step)
+    loss = recon + kl_weight * total_kl
+    metrics = dict(loss=loss, recon=recon, kl=total_kl, kl_physical=kl_physical,
+                   kl_weight=kl_weight)
     metrics.update({f"prior/{k}": v for k, v in params["prior"].items()})
+    if "prior_log_noise_scale" in params:
+      metrics["prior/noise_scale"] = jnp.mean(prior.noise_scale)
     return loss, metrics
 
   # -- evaluation -------------------------------------------------------------------------------

@@ -1,0 +1,57 @@
+"""The physics VAE's options: KL warm-up, learned process noise, keypoint encoder."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from experiments import falling
+from nlvae import datasets, models, priors
+
+
+def _model(**model_overrides):
+  config = falling.get_config("tiny")
+  config.model.update(model_overrides)
+  train, _, info = datasets.load(config.data)
+  batch = {k: jnp.asarray(v[:2]) for k, v in train.items()}
+  return models.build(config.model, info), batch
+
+
+def test_kl_warmup_ramps_linearly_and_evaluation_uses_beta():
+  model, _ = _model(beta=2.0, kl_warmup_steps=100, kl_warmup_start=0.1)
+  weights = [float(model.kl_weight(s)) for s in (0, 50, 100, 400)]
+  np.testing.assert_allclose(weights, [0.2, 1.1, 2.0, 2.0], rtol=1e-6)
+  assert float(model.kl_weight(None)) == 2.0
+  assert float(_model(beta=2.0)[0].kl_weight(0)) == 2.0  # no warm-up configured
+
+
+def test_learned_noise_scale_is_a_parameter_with_a_gradient():
+  model, batch = _model(estimator="sequential", encoder="keypoints", encoder_features=(4, 8))
+  model.config.prior.learn_noise_scale = True
+  params = model.init(jax.random.PRNGKey(0), batch)
+  np.testing.assert_allclose(np.exp(params["prior_log_noise_scale"]),
+                             model.prior.noise_scale, rtol=1e-6)
+  grads = jax.grad(lambda p: model.loss(p, batch, jax.random.PRNGKey(1), step=0)[0])(params)
+  assert np.all(np.isfinite(grads["prior_log_noise_scale"]))
+  assert np.all(np.abs(grads["prior_log_noise_scale"]) > 0)
+  _, metrics = model.loss(params, batch, jax.random.PRNGKey(1))
+  np.testing.assert_allclose(metrics["prior/noise_scale"], float(model.prior.noise_scale[0]),
+                             rtol=1e-6)
+
+
+def test_sequential_kl_is_minimised_by_the_residual_noise_scale():
+  """d KL / d sigma = 0 at sigma^2 = s^2 + mean residual^2 (posterior var s^2, exact for a
+  linear prior): learning the noise scale fits the process noise to what the encoder achieves."""
+  prior = priors.linear_extrapolation(latent_dim=1)
+  rng = np.random.default_rng(0)
+  means = jnp.asarray(np.cumsum(rng.normal(size=(40, 1)), axis=0), jnp.float32)
+  var = jnp.full_like(means, 1e-4)
+  residual = means[2:] - (2 * means[1:-1] - means[:-2])
+  # E over q(h) of (mu_t - f(h))^2 adds var * (1 + 4 + 1) to each squared residual.
+  best = np.sqrt(float(jnp.mean(residual**2)) + 6e-4 + 1e-4)
+
+  def total(log_sigma):
+    p = prior.replace(noise_scale=jnp.exp(log_sigma) * jnp.ones(1))
+    return jnp.sum(priors.sequence_kl(p, means, var, jax.random.PRNGKey(0),
+                                      estimator="sequential", num_samples=4096)[2:])
+
+  grad = jax.grad(total)
+  assert float(grad(jnp.log(best * 0.8))) < 0 < float(grad(jnp.log(best * 1.25)))
