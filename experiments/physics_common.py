@@ -51,8 +51,8 @@ def physics_config(arg: str, *, system: str, data_options: dict, prior: dict, in
           encoder_features=(16, 32, 32), decoder_features=(32, 32, 16), hidden=64,
           likelihood="bernoulli", pixel_std=0.1, context_frames=context_frames,
           interventions=interventions),
-      train=dict(batch_size=8, num_steps=2000, learning_rate=1e-3, log_every=50, eval_every=500,
-                 checkpoint_every=500, **(train or {})))
+      train={**dict(batch_size=8, num_steps=2000, learning_rate=1e-3, log_every=50,
+                    eval_every=500, checkpoint_every=500), **(train or {})})
   config.model.update(model or {})
   if "learn" in variants:
     config.model.prior.params.update(learnable)

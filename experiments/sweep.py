@@ -8,7 +8,8 @@ Every run trains in <workdir>/<key=value,...>/seed_<s>; a run with an eval.json 
 an interrupted one resumes from its checkpoint, so rerunning the command completes a sweep. Other
 config overrides (--config.train.num_steps=...) apply to every run. Writes into --workdir:
   results.json  every run's scalar results, and mean / std over seeds per grid point;
-  results.md    the same summary as a Markdown table (mean +- std over seeds);
+  results.md    the same summary as a Markdown table (mean +- std over seeds), then one row per
+                grid point and seed (seed by seed) with each run's training + evaluation wall time;
   heatmap.png   the --heatmap metric (mean over seeds) over the first one or two grid axes.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ import math
 import os
 import pathlib
 import sys
+import time
 
 from absl import app
 from absl import flags
@@ -127,6 +129,19 @@ def markdown_table(rows: list[dict], keys: list[str], metrics: list[str]) -> str
   return "\n".join(lines) + "\n"
 
 
+def per_seed_table(runs: list[dict], keys: list[str], metrics: list[str]) -> str:
+  """One Markdown row per run (grid point, seed): its metrics and wall time in seconds."""
+  lines = ["| " + " | ".join(keys + ["seed"] + metrics + ["wall s"]) + " |",
+           "|" + "---|" * (len(keys) + len(metrics) + 2)]
+  for run in runs:
+    cells = [str(run["point"][k]) for k in keys] + [str(run["seed"])]
+    cells += [f"{run['results'][m]:.4g}" if m in run["results"] else "n/a" for m in metrics]
+    wall = run.get("wall_s")
+    cells.append("n/a" if wall is None else f"{wall:.0f}")
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines) + "\n"
+
+
 def plot_heatmap(path: pathlib.Path, rows: list[dict], grid: dict[str, list], metric: str) -> bool:
   """Heatmap of metric means over the first two grid axes (one axis: a single row). Returns
   False (nothing written) with more than two axes or an unknown metric."""
@@ -185,25 +200,32 @@ def main(argv):
   for point in points:
     for seed in seeds:
       workdir = root / point_name(point) / f"seed_{seed}"
-      eval_path = workdir / "eval.json"
+      eval_path, wall_path = workdir / "eval.json", workdir / "sweep_wall.json"
       if eval_path.exists():
         results = json.loads(eval_path.read_text())
       else:
         print(f"[sweep] {point_name(point)} seed {seed} -> {workdir}", flush=True)
+        start = time.perf_counter()
         try:
           results = train.train_and_evaluate(point_config(config, point, seed), workdir)
         except (ValueError, KeyError, FileNotFoundError, train.TrainingDiverged) as error:
           sys.exit(f"error in {workdir}: {error}")
-      runs.append(dict(point=point, seed=seed, workdir=str(workdir), results=scalars(results)))
+        # Wall time of this call (a resumed run counts only its last part).
+        wall_path.write_text(json.dumps(dict(wall_s=time.perf_counter() - start)) + "\n")
+      wall = json.loads(wall_path.read_text())["wall_s"] if wall_path.exists() else None
+      runs.append(dict(point=point, seed=seed, workdir=str(workdir), wall_s=wall,
+                       results=scalars(results)))
   metrics = list(_METRICS.value) or sorted({m for r in runs for m in r["results"]})
   rows = summarize(runs, points, metrics)
   root.mkdir(parents=True, exist_ok=True)
   (root / "results.json").write_text(json.dumps(
       dict(config=name, grid=grid, seeds=seeds, runs=runs, summary=rows), indent=2) + "\n")
   table = markdown_table(rows, list(grid), metrics)
-  (root / "results.md").write_text(f"Sweep of {name} (seeds {seeds}).\n\n" + table)
+  seed_table = per_seed_table(runs, list(grid), metrics)
+  (root / "results.md").write_text(f"Sweep of {name} (seeds {seeds}): mean ± std (ddof 0) over "
+                                   f"seeds.\n\n{table}\nSeed by seed.\n\n{seed_table}")
   heatmap = plot_heatmap(root / "heatmap.png", rows, grid, _HEATMAP.value)
-  print(table + f"Wrote {root / 'results.json'}, {root / 'results.md'}"
+  print(table + "\n" + seed_table + f"Wrote {root / 'results.json'}, {root / 'results.md'}"
         + (f", {root / 'heatmap.png'}" if heatmap else " (no heatmap: needs 1-2 grid axes and "
            f"a known --heatmap metric)"))
 
