@@ -164,6 +164,22 @@ def test_reference_metrics_on_known_codes():
   assert np.all(corr[:, 2] == 0) and np.all(corr[:, 0] > 0.9)  # a constant latent scores 0
 
 
+def test_factor_r2_separates_encoded_from_linearly_encoded():
+  rng = np.random.default_rng(0)
+  factors = rng.random((2000, 4))
+  knn, linear = dynamics.factor_r2(factors, factors)
+  assert np.all(knn > 0.9) and np.all(linear > 0.999)
+  # Factor 0 on a two-turn spiral (encoded, but by a non-monotone 2-D map), factor 1 absent,
+  # factors 2 and 3 linear.
+  radius, angle = 1 + factors[:, 0], 12 * factors[:, 0]
+  folded = np.stack([radius * np.cos(angle), radius * np.sin(angle), factors[:, 2],
+                     factors[:, 3]], axis=1)
+  knn, linear = dynamics.factor_r2(folded, factors)
+  assert knn[0] > 0.5 and linear[0] < 0.2  # encoded, but not linearly
+  assert abs(knn[1]) < 0.2 and abs(linear[1]) < 0.05  # not encoded at all
+  assert np.all(knn[2:] > 0.8) and np.all(linear[2:] > 0.999)
+
+
 def test_supervised_control_disentangles_the_four_factors(tmp_path):
   config = circles_supervised.get_config("tiny")
   results = train.train_and_evaluate(config, tmp_path)
@@ -222,3 +238,7 @@ def test_sweep_grid_is_typed_crossed_and_summarised():
   assert rows[1]["metrics"]["mcc"]["n"] == 0
   table = sweep.markdown_table(rows, list(grid), ["mcc"])
   assert "| 0.001 | 0.0 | False | 0.6 ± 0.1 |" in table and "n/a" in table
+  runs[0]["wall_s"] = 12.3
+  seed_table = sweep.per_seed_table(runs, list(grid), ["mcc", "other"])
+  assert "| 0.001 | 0.0 | False | 0 | 0.5 | n/a | 12 |" in seed_table
+  assert "| 0.001 | 0.0 | False | 1 | 0.7 | n/a | n/a |" in seed_table

@@ -62,7 +62,12 @@ Evaluation (``evaluate``), on the test set and on factor sweeps:
     entry of the latent-latent (Pearson) correlation matrix, on the test codes and on the sweeps;
   * sweep_corr [factor, latent]: Pearson correlation of each latent with the swept factor over a
     sweep of 16 values in [0, 1] with the other factors held at 0.5 (the reference's protocol),
-    rendered with data.circles.render; sweep_max_abs_corr is its row-wise max |corr|, averaged.
+    rendered with data.circles.render; sweep_max_abs_corr is its row-wise max |corr|, averaged;
+  * factor_r2_knn / factor_r2_linear (``factor_r2``): held-out R^2 of each factor from the codes by
+    10-nearest-neighbour and by linear regression (circle_r2_knn, gauss_r2_knn: their means over
+    the circle and the blob factors): is a factor in the code at all, and is it there linearly.
+    The circle can be encoded (kNN R^2 ~0.6) by a folded, non-monotone code that every
+    correlation above scores near 0.
 The representation of a frame is the encoder mean (for a static clip the inertia means equal the
 encoder means for every gamma, so sweeps score every variant alike); for inertia models
 ``inertia_mcc`` also scores mu_t against the factors of the frame it is decoded into.
@@ -198,6 +203,33 @@ def offdiag_sq_corr(codes: np.ndarray) -> float:
   return float(np.sum(corr[~np.eye(num, dtype=bool)]**2) / max(num * (num - 1), 1))
 
 
+def factor_r2(codes: np.ndarray, factors: np.ndarray, num_neighbors: int = 10,
+              seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+  """How much of each factor the codes hold at all, and how much of it linearly.
+
+  Codes [N, L] (standardised) and factors [N, F] are split at random into halves; a k-nearest-
+  neighbour regressor (k = num_neighbors, Euclidean) and a least-squares linear map are fitted on
+  one half and scored on the other with R^2 = 1 - SSE / SS_tot per factor. A factor can be encoded
+  (kNN R^2 near 1) yet invisible to correlations (linear R^2 and MCC near 0) when the code is a
+  folded, non-monotone map of it. Returns (knn_r2 [F], linear_r2 [F]), each at most 1.
+  """
+  codes = np.asarray(codes, np.float64)
+  factors = np.asarray(factors, np.float64)
+  codes = (codes - codes.mean(0)) / np.maximum(codes.std(0), 1e-8)
+  order = np.random.default_rng(seed).permutation(len(codes))
+  fit, held = order[:len(codes) // 2], order[len(codes) // 2:]
+  ss_tot = np.maximum(np.sum((factors[held] - factors[held].mean(0))**2, axis=0), 1e-12)
+  distance = (np.sum(codes[held]**2, 1)[:, None] - 2 * codes[held] @ codes[fit].T
+              + np.sum(codes[fit]**2, 1)[None, :])
+  neighbours = np.argpartition(distance, num_neighbors, axis=1)[:, :num_neighbors]
+  knn = factors[fit][neighbours].mean(axis=1)
+  design = np.concatenate([codes, np.ones((len(codes), 1))], axis=1)
+  weights = np.linalg.lstsq(design[fit], factors[fit], rcond=None)[0]
+  linear = design[held] @ weights
+  r2 = lambda pred: 1.0 - np.sum((pred - factors[held])**2, axis=0) / ss_tot  # noqa: E731
+  return r2(knn), r2(linear)
+
+
 def factor_sweeps(num_levels: int = SWEEP_LEVELS, default: float = SWEEP_DEFAULT) -> np.ndarray:
   """Single-factor sweeps: float32 [F, S, F]; row f sweeps factor f over linspace(0, 1, S) with
   the other factors at ``default``."""
@@ -232,10 +264,15 @@ def representation_report(encode_fn, test_frames: np.ndarray, test_factors: np.n
                                                    test_frames.shape[1]))
   sweep_codes = sweep_codes.reshape(sweeps.shape[:2] + (-1,))
   corr = sweep_correlations(sweep_codes, sweeps[0, :, 0])
+  knn_r2, linear_r2 = factor_r2(codes, test_factors)
   if workdir is not None:
     _plot_sweeps(pathlib.Path(workdir) / "figures" / "sweeps.png", sweeps[0, :, 0], sweep_codes)
   return dict(mcc=score["score"], mcc_per_factor=score["per_factor"].tolist(),
               mcc_matching=score["matching"].tolist(),
+              mcc_circle=float(np.mean(score["per_factor"][:2])),
+              mcc_gauss=float(np.mean(score["per_factor"][2:])),
+              factor_r2_knn=knn_r2.tolist(), factor_r2_linear=linear_r2.tolist(),
+              circle_r2_knn=float(np.mean(knn_r2[:2])), gauss_r2_knn=float(np.mean(knn_r2[2:])),
               latent_corr_offdiag_sq=offdiag_sq_corr(codes),
               sweep_corr=corr.tolist(),
               sweep_max_abs_corr=float(np.mean(np.max(np.abs(corr), axis=1))),
