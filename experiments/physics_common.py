@@ -43,7 +43,7 @@ def physics_config(arg: str, *, system: str, data_options: dict, prior: dict, in
       model=dict(
           name="physics_vae",
           prior={**dict(init_scale=1.0, learnable=[], learn_noise_scale=False), **prior},
-          free_latents=free_latents, beta=1.0, kl_warmup_steps=0, kl_warmup_start=0.0,
+          free_latents=free_latents, beta=1.0,
           posterior_log_var_shift=0.0,
           estimator=estimator,
           num_components=num_components, num_samples=1,

@@ -14,7 +14,6 @@ Every model (nlvae.models) is trained the same way:
 """
 from __future__ import annotations
 
-import functools
 import json
 import pathlib
 import time
@@ -67,10 +66,7 @@ def make_train_step(model, mesh):
   data_sharded = NamedSharding(mesh, PartitionSpec("data"))
 
   def train_step(state, batch, rng):
-    loss_fn = model.loss
-    if getattr(model, "loss_uses_step", False):  # e.g. a KL warm-up schedule
-      loss_fn = functools.partial(model.loss, step=state.step)
-    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, rng)
+    (_, metrics), grads = jax.value_and_grad(model.loss, has_aux=True)(state.params, batch, rng)
     return state.apply_gradients(grads=grads), metrics
 
   return jax.jit(train_step, in_shardings=(replicated, data_sharded, replicated),
@@ -219,6 +215,5 @@ def train_and_evaluate(config, workdir, *, stop_after: int | None = None) -> dic
   results = model.evaluate(params, dict(train=train_data, test=test_data, info=info), workdir,
                            eval_rng)
   results["num_steps"] = num_steps
-  if is_main:
-    (workdir / "eval.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+  (workdir / "eval.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
   return results

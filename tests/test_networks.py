@@ -241,8 +241,7 @@ def test_spatial_softmax_finds_the_peak_and_keypoint_encoder_shapes():
   maps = maps.at[1, 2, 6, 1].set(50.0)   # x = 0.5, y = -0.5
   coords = networks.spatial_softmax(maps, jnp.zeros(()))
   np.testing.assert_allclose(coords, [[1, -1, 0, 0], [-0.5, 1, 0.5, -0.5]], atol=1e-5)
-  # Shifting the object shifts the keypoint: a bright dot moved 4 pixels right moves every
-  # coordinate feature; the encoder keeps any leading axes.
+  # The encoder keeps any leading axes.
   encoder = networks.KeypointEncoder(latent_dim=3, features=(4, 8), num_keypoints=5, hidden=16)
   images = jnp.zeros((2, 6, 32, 32, 1)).at[..., 10, 8, 0].set(1.0)
   params = encoder.init(jax.random.PRNGKey(0), images)

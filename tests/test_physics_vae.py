@@ -1,4 +1,4 @@
-"""The physics VAE's options: KL warm-up, learned process noise, keypoint encoder."""
+"""The physics VAE's options: learned process noise, keypoint encoder."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,21 +15,13 @@ def _model(**model_overrides):
   return models.build(config.model, info), batch
 
 
-def test_kl_warmup_ramps_linearly_and_evaluation_uses_beta():
-  model, _ = _model(beta=2.0, kl_warmup_steps=100, kl_warmup_start=0.1)
-  weights = [float(model.kl_weight(s)) for s in (0, 50, 100, 400)]
-  np.testing.assert_allclose(weights, [0.2, 1.1, 2.0, 2.0], rtol=1e-6)
-  assert float(model.kl_weight(None)) == 2.0
-  assert float(_model(beta=2.0)[0].kl_weight(0)) == 2.0  # no warm-up configured
-
-
 def test_learned_noise_scale_is_a_parameter_with_a_gradient():
   model, batch = _model(estimator="sequential", encoder="keypoints", encoder_features=(4, 8))
   model.config.prior.learn_noise_scale = True
   params = model.init(jax.random.PRNGKey(0), batch)
   np.testing.assert_allclose(np.exp(params["prior_log_noise_scale"]),
                              model.prior.noise_scale, rtol=1e-6)
-  grads = jax.grad(lambda p: model.loss(p, batch, jax.random.PRNGKey(1), step=0)[0])(params)
+  grads = jax.grad(lambda p: model.loss(p, batch, jax.random.PRNGKey(1))[0])(params)
   assert np.all(np.isfinite(grads["prior_log_noise_scale"]))
   assert np.all(np.abs(grads["prior_log_noise_scale"]) > 0)
   _, metrics = model.loss(params, batch, jax.random.PRNGKey(1))

@@ -6,10 +6,7 @@ A model is any object with
                                                   parallelism is exact) and a dict of scalars
   evaluate(params, data, workdir, rng) -> dict    host-side final evaluation, JSON-able; may write
                                                   figures/ and videos/ under workdir
-and is constructed as Model(model_config, data_info). A model whose loss depends on the training
-step (a warm-up schedule) sets the class attribute `loss_uses_step = True` and takes
-loss(params, batch, rng, step=None); the training loop then passes the step (None at evaluation,
-meaning the end of every schedule). The one training loop (nlvae.train) drives
+and is constructed as Model(model_config, data_info). The one training loop (nlvae.train) drives
 every model the same way.
 """
 from __future__ import annotations

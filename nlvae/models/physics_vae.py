@@ -53,8 +53,6 @@ def context_stack(frames: jax.Array, context: int) -> jax.Array:
 class PhysicsVAE:
   """Model interface of nlvae.models: init, loss, evaluate (plus encode/decode helpers)."""
 
-  loss_uses_step = True  # for the KL warm-up
-
   def __init__(self, model_config, data_info):
     self.config = model_config
     self.info = data_info
@@ -122,19 +120,7 @@ class PhysicsVAE:
 
   # -- loss -------------------------------------------------------------------------------------
 
-  def kl_weight(self, step) -> jax.Array:
-    """beta, ramped linearly from beta * kl_warmup_start to beta over model.kl_warmup_steps.
-
-    step None (evaluation) or kl_warmup_steps = 0 gives beta itself.
-    """
-    warmup = self.config.kl_warmup_steps
-    if step is None or not warmup:
-      return jnp.asarray(self.config.beta, jnp.float32)
-    start = self.config.kl_warmup_start
-    fraction = jnp.minimum(jnp.asarray(step, jnp.float32) / warmup, 1.0)
-    return self.config.beta * (start + (1.0 - start) * fraction)
-
-  def loss(self, params, batch, rng, step=None):
+  def loss(self, params, batch, rng):
     frames = self._frames(batch)
     mean, var = self.encode(params, frames)
     key_z, key_kl = jax.random.split(rng)
@@ -156,10 +142,8 @@ class PhysicsVAE:
     kl_free = jnp.mean(jnp.sum(kl.diag_gaussian_kl(mean[..., dp:], var[..., dp:], 0.0, 1.0),
                                axis=1))
     total_kl = kl_physical + kl_free
-    kl_weight = self.kl_weight(step)
-    loss = recon + kl_weight * total_kl
-    metrics = dict(loss=loss, recon=recon, kl=total_kl, kl_physical=kl_physical,
-                   kl_weight=kl_weight)
+    loss = recon + self.config.beta * total_kl
+    metrics = dict(loss=loss, recon=recon, kl=total_kl, kl_physical=kl_physical)
     metrics.update({f"prior/{k}": v for k, v in params["prior"].items()})
     if "prior_log_noise_scale" in params:
       metrics["prior/noise_scale"] = jnp.mean(prior.noise_scale)
