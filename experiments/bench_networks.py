@@ -1,8 +1,10 @@
 """Training-step benchmarks of nlvae's conv VAEs against a float32 matmul ceiling, same run.
 
-As a program: the SlowVAE VAE (64x64x1, z = 10, Bernoulli reconstruction + KL, Adam) with the
-decoder's transposed convs computed by (a) ``nn.ConvTranspose`` and (b)
-``nlvae.networks.SubPixelConvTranspose``; both use the same parameters and compute the same function.
+As a program: the SlowVAE VAE (64x64x1, z = 10, Bernoulli reconstruction + KL, Adam) in three
+formulations with the same parameters and the same function: ``flax_layers`` (``nn.Conv`` stride 2
+and ``nn.ConvTranspose``), ``subpixel`` (the decoder's transposed convs as
+``nlvae.networks.SubPixelConvTranspose``) and ``nlvae`` (also the encoder's strided convs as
+``nlvae.networks.SpaceToDepthConv``: nlvae's default).
 
   python -m experiments.bench_networks [--batch 64] [--repeats 10] [--steps_per_call 1]
       [--xla_flags=...] [--profile] [--json out.json]
@@ -282,7 +284,7 @@ def main():
   parser.add_argument('--matmul_size', type=int, default=2048)
   parser.add_argument('--json', default=None, help='write the results to this JSON file')
   parser.add_argument('--profile', action='store_true',
-                      help='also trace the sub-pixel step and print where the time goes')
+                      help='also trace each step and print where the time goes')
   parser.add_argument('--xla_flags', default='',
                       help="appended to XLA_FLAGS, e.g. '--xla_cpu_experimental_ynn_fusion_type='")
   args = parser.parse_args()
@@ -292,24 +294,28 @@ def main():
     raise ValueError('--repeats, --batch and --steps_per_call must be >= 1.')
 
   encoder = networks.slowvae_encoder(args.latent_dim)
-  models = {name: (encoder, networks.slowvae_decoder(1, args.image_size, upsample=name))
-            for name in ('conv_transpose', 'subpixel')}
+  flax_encoder = encoder.clone(downsample='strided')
+  models = {  # name -> (encoder, decoder); all three compute the same function
+      'flax_layers': (flax_encoder, networks.slowvae_decoder(1, args.image_size, 'conv_transpose')),
+      'subpixel': (flax_encoder, networks.slowvae_decoder(1, args.image_size, 'subpixel')),
+      'nlvae': (encoder, networks.slowvae_decoder(1, args.image_size, 'subpixel')),
+  }
   results = benchmark_models(models, args.batch, repeats=args.repeats, warmup=args.warmup,
                              steps_per_call=args.steps_per_call, matmul_size=args.matmul_size,
                              profile=args.profile)
   results.update(device=str(jax.devices()[0]), xla_flags=os.environ.get('XLA_FLAGS', ''),
                  image_size=args.image_size, repeats=args.repeats,
-                 executed_gflop_per_step=dict(
-                     conv_transpose=3 * forward_flops(*models['subpixel'], args.batch) / 1e9,
-                     subpixel=3 * forward_flops(*models['subpixel'], args.batch,
-                                                subpixel_executed=True) / 1e9))
+                 executed_gflop_per_step=3 * forward_flops(*models['nlvae'], args.batch,
+                                                           subpixel_executed=True) / 1e9)
   rows = results['models']
-  results['speedup_ratio_of_medians'] = (rows['conv_transpose']['median_step_ms']
-                                         / rows['subpixel']['median_step_ms'])
+  results['speedup_over_flax_layers'] = {
+      name: rows['flax_layers']['median_step_ms'] / row['median_step_ms']
+      for name, row in rows.items()}
   print_table(results, f"SlowVAE train step ({results['device']}, "
                        f"XLA_FLAGS='{results['xla_flags']}')")
-  print(f"speedup (conv_transpose / subpixel): {results['speedup_ratio_of_medians']:.2f}x; "
-        f"losses {rows['conv_transpose']['loss']:.6f} vs {rows['subpixel']['loss']:.6f}")
+  print("speedup over flax layers (nn.Conv stride 2 + nn.ConvTranspose): " + ", ".join(
+      f"{name} {ratio:.2f}x" for name, ratio in results['speedup_over_flax_layers'].items())
+        + "; losses " + ", ".join(f"{row['loss']:.6f}" for row in rows.values()))
   for name, row in rows.items():
     if 'profile' in row:
       print_profile(row['profile'], f"{name}: XLA:CPU ops per step")

@@ -1,13 +1,17 @@
 r"""Benchmarks that report ratios measured in one run (timings on shared machines are noisy).
 
   python -m experiments.benchmark [--only=networks,kl,data,compile] [--json=out.json]
+      [--xla_defaults]
+
+Runs with nlvae.xla_cpu.FAST_FLAGS, as experiments.run trains (--xla_defaults: XLA's defaults).
 
 Sub-benchmarks (all by default; every result goes into the JSON):
   networks  training step (loss, gradients, Adam; experiments.bench_networks.benchmark_models) of
             the SlowVAE architecture (64x64x1, z = 10) and of the physics experiments' networks
             (experiments/spring.py quick: 32x32x1 and full: 64x64x1) at batch 64 and 256 images:
             median step time, images/s, analytic GFLOP/s and the fraction of a float32 matmul's
-            GFLOP/s, timed in alternating rounds of the same process.
+            GFLOP/s, timed in alternating rounds of the same process; also the fraction of the
+            matmul's GFLOP/s with XLA's default flags (a second process), which is higher.
   kl        cost of the linearisation + mixture KL (priors.sequence_kl, jitted, vmapped over a
             batch of 16 clips of a pendulum prior) against K (components), S (samples), T (frames)
             and D (latent size, a linear-extrapolation prior), with fitted log-log scaling
@@ -25,6 +29,7 @@ experiments/bench_networks.py also compares transposed-conv formulations and XLA
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -40,6 +45,10 @@ _ONLY = flags.DEFINE_list("only", list(SUB_BENCHMARKS), "Sub-benchmarks to run."
 _JSON = flags.DEFINE_string("json", None, "Also write the results to this JSON file.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed calls per point (median is reported).")
 _BATCHES = flags.DEFINE_list("batches", ["64", "256"], "Images per step for --only=networks.")
+_XLA_DEFAULTS = flags.DEFINE_bool(
+    "xla_defaults", False, "Run with XLA:CPU's default flags, without nlvae.xla_cpu.FAST_FLAGS.")
+_MATMUL_CHILD = flags.DEFINE_bool(
+    "matmul_child", False, "Internal (--only=networks): print the f32 matmul GFLOP/s as JSON.")
 _COMPILE_CHILD = flags.DEFINE_string(
     "compile_child", None, "Internal (--only=compile): time the compilations with this persistent "
     "cache folder and print them as one JSON line.")
@@ -174,13 +183,43 @@ def network_models() -> dict:
   return result
 
 
-def networks_benchmark(repeats: int, batches) -> dict:
+def matmul_child(repeats: int, size: int = 2048) -> float:
+  """Median GFLOP/s of a float32 [size, size] matmul in this process."""
   from experiments import bench_networks
-  results = {}
+  a = jnp.asarray(np.random.default_rng(0).standard_normal((size, size)), jnp.float32)
+  matmul = jax.jit(jnp.dot)
+  return bench_networks.matmul_gflops(median_seconds(lambda: matmul(a, a), repeats), size)
+
+
+def default_flags_matmul_gflops(repeats: int) -> float:
+  """The float32 matmul ceiling with XLA's default flags, in a fresh process (XLA_FLAGS are read
+  once per process), so that nlvae's flags cannot lower the ceiling its fractions divide by."""
+  env = dict(os.environ, XLA_FLAGS="")
+  out = subprocess.run([sys.executable, "-m", "experiments.benchmark", "--xla_defaults",
+                        "--matmul_child", f"--repeats={max(repeats, 10)}"], env=env,
+                       capture_output=True, text=True, timeout=600, check=False)
+  if out.returncode:
+    raise RuntimeError(f"matmul child failed:\n{out.stderr[-3000:]}")
+  return float(out.stdout.strip().splitlines()[-1])
+
+
+def networks_benchmark(repeats: int, batches) -> dict:
+  """benchmark_models per batch size; each model row also gets "fraction_of_default_flags_matmul"
+  (its GFLOP/s over default_flags_matmul_gflops, measured once, before the batches)."""
+  from experiments import bench_networks
+  default_ceiling = default_flags_matmul_gflops(repeats)
+  results = {"xla_flags": os.environ.get("XLA_FLAGS", ""),
+             "default_flags_matmul_gflops_per_s": default_ceiling}
   for batch in batches:
-    results[f"batch_{batch}"] = bench_networks.benchmark_models(
-        network_models(), int(batch), repeats=repeats)
-    bench_networks.print_table(results[f"batch_{batch}"], "training step")
+    result = bench_networks.benchmark_models(network_models(), int(batch), repeats=repeats)
+    for row in result["models"].values():
+      row["fraction_of_default_flags_matmul"] = row["gflops_per_s"] / default_ceiling
+    results[f"batch_{batch}"] = result
+    bench_networks.print_table(result, f"training step (XLA_FLAGS='{results['xla_flags']}')")
+    print("  of the f32 matmul with XLA's default flags "
+          f"({default_ceiling:.1f} GFLOP/s, another process): " + ", ".join(
+              f"{name} {row['fraction_of_default_flags_matmul']:.1%}"
+              for name, row in result["models"].items()), flush=True)
   return results
 
 
@@ -240,6 +279,12 @@ def compile_benchmark() -> dict:
 
 def main(argv):
   del argv
+  if not _XLA_DEFAULTS.value:  # as experiments.run trains; before JAX's first computation
+    from nlvae import xla_cpu
+    xla_cpu.use_fast_flags()
+  if _MATMUL_CHILD.value:
+    print(json.dumps(matmul_child(_REPEATS.value)))
+    return
   if _COMPILE_CHILD.value:
     print(json.dumps(compile_child(_COMPILE_CHILD.value)))
     return

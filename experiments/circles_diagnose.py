@@ -49,6 +49,8 @@ def circle_mask(factors):
 
 def main(argv):
   del argv
+  from nlvae import xla_cpu
+  xla_cpu.use_fast_flags()  # before JAX's first computation starts the CPU backend
   import jax
   import jax.numpy as jnp
   import ml_collections

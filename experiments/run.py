@@ -60,6 +60,8 @@ def parse_flags_or_exit(argv):
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+  from nlvae import xla_cpu
+  xla_cpu.use_fast_flags()  # before JAX's first computation starts the CPU backend
   import jax
   if _DISTRIBUTED.value:
     # None values are left for jax.distributed to detect (SLURM, Open MPI, Kubernetes, TPU).

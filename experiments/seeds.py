@@ -92,6 +92,8 @@ def run_seed(config, seed: int, workdir: pathlib.Path) -> dict:
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+  from nlvae import xla_cpu
+  xla_cpu.use_fast_flags()  # before JAX's first computation starts the CPU backend
   config = flags.FLAGS.config
   if config is None:
     sys.exit("config error: --config=experiments/<name>.py is required")

@@ -179,6 +179,8 @@ def plot_heatmap(path: pathlib.Path, rows: list[dict], grid: dict[str, list], me
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
+  from nlvae import xla_cpu
+  xla_cpu.use_fast_flags()  # before JAX's first computation starts the CPU backend
   import jax
   if os.environ.get("NLVAE_JAX_CACHE"):  # opt-in persistent compilation cache, as experiments.run
     jax.config.update("jax_compilation_cache_dir", os.environ["NLVAE_JAX_CACHE"])

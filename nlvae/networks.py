@@ -40,6 +40,7 @@ import numpy as np
 
 _DIMENSION_NUMBERS = ('NHWC', 'HWIO', 'NHWC')
 UPSAMPLE_METHODS = ('subpixel', 'conv_transpose')
+DOWNSAMPLE_METHODS = ('space_to_depth', 'strided')
 
 
 class Posterior(NamedTuple):
@@ -174,6 +175,47 @@ class SubPixelConvTranspose(nn.Module):
     return y
 
 
+class SpaceToDepthConv(nn.Module):
+  """A stride-2 convolution computed as depth-to-space's inverse followed by a stride-1 conv.
+
+  Same function and parameters (kernel ``[k, k, in, features]``, bias ``[features]``) as
+  ``nn.Conv(features, (k, k), strides=2, padding=[(p, p)] * 2)``. Input ``[B, H, W, in]``; output
+  ``[B, H', W', features]`` with ``H' = (H + 2p - k) // 2 + 1``. The padded input is cut into 2x2
+  blocks stacked on the channel axis (``[B, L/2, L/2, 4 in]``) and the kernel, zero-padded to an
+  even size ``k'``, into the matching ``[k'/2, k'/2, 4 in, features]`` kernel: output pixel i meets
+  padded rows ``2i .. 2i + k' - 1``, i.e. block rows ``i .. i + k'/2 - 1``. Forward and backward
+  passes are then stride-1 convolutions; XLA:CPU computes a strided conv's input gradient as a slow
+  zero-dilated convolution (experiments/bench_networks.py --profile).
+  """
+  features: int
+  kernel_size: int = 4
+  padding: int = 1
+  kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+  bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    k, p = self.kernel_size, self.padding
+    if x.ndim != 4:
+      raise ValueError(f'SpaceToDepthConv expects [B, H, W, C] inputs, got shape {x.shape}.')
+    batch, height, width, in_features = x.shape
+    kernel = self.param('kernel', self.kernel_init, (k, k, in_features, self.features))
+    even = k + k % 2
+    rows, cols = (2 * ((n + 2 * p - k) // 2 + even // 2) for n in (height, width))
+    # Pad to at least rows x cols, then cut: the last input row can lie beyond every window.
+    x = jnp.pad(x, ((0, 0), (p, max(rows - height - p, 0)), (p, max(cols - width - p, 0)), (0, 0)))
+    x = x[:, :rows, :cols]
+    x = x.reshape(batch, rows // 2, 2, cols // 2, 2, in_features).transpose(0, 1, 3, 2, 4, 5)
+    x = x.reshape(batch, rows // 2, cols // 2, 4 * in_features)
+    blocks = jnp.pad(kernel, ((0, even - k), (0, even - k), (0, 0), (0, 0)))
+    blocks = blocks.reshape(even // 2, 2, even // 2, 2, in_features, self.features)
+    blocks = blocks.transpose(0, 2, 1, 3, 4, 5).reshape(even // 2, even // 2, 4 * in_features,
+                                                        self.features)
+    y = jax.lax.conv_general_dilated(x, blocks, (1, 1), 'VALID',
+                                     dimension_numbers=_DIMENSION_NUMBERS)
+    return y + self.param('bias', self.bias_init, (self.features,))
+
+
 def _flatten_batch(x: jax.Array, event_ndim: int) -> tuple[jax.Array, tuple[int, ...]]:
   """Reshapes ``[..., *event]`` to ``[N, *event]``; returns it and the leading shape."""
   if x.ndim < event_ndim:
@@ -193,15 +235,21 @@ class ConvTrunk(nn.Module):
   features: Sequence[int] = (32, 32, 64, 64)
   kernel_size: int = 4
   hidden: int | None = 256
+  downsample: str = 'space_to_depth'
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     for size in x.shape[1:3]:
       bottleneck_size(size, len(self.features))
+    if self.downsample not in DOWNSAMPLE_METHODS:
+      raise ValueError(f'downsample must be one of {DOWNSAMPLE_METHODS}, got {self.downsample!r}.')
     pad = (self.kernel_size - 1) // 2
     for i, width in enumerate(self.features):
-      x = nn.Conv(width, (self.kernel_size,) * 2, strides=2, padding=[(pad, pad)] * 2,
-                  name=f'conv_{i}')(x)
+      if self.downsample == 'space_to_depth':
+        x = SpaceToDepthConv(width, self.kernel_size, pad, name=f'conv_{i}')(x)
+      else:
+        x = nn.Conv(width, (self.kernel_size,) * 2, strides=2, padding=[(pad, pad)] * 2,
+                    name=f'conv_{i}')(x)
       x = nn.relu(x)
     if self.hidden is None:
       return x.reshape(x.shape[0], -1)
@@ -215,20 +263,22 @@ class Encoder(nn.Module):
   latent_dim: D. features, kernel_size, hidden: see ``ConvTrunk`` (SlowVAE: (32, 32, 64, 64), 4,
   256; disentangled-dynamics: (32, 32, 64, 64), 3, None). num_components: K, the number of mixture
   components of the posterior; K = 1 gives a Gaussian (logits zeros, no logit layer).
-  ``log_var`` is the raw linear output.
+  ``log_var`` is the raw linear output. downsample: 'space_to_depth' (``SpaceToDepthConv``, fast on
+  CPU) or 'strided' (``nn.Conv``, for comparison): same parameters, same function.
   """
   latent_dim: int
   features: Sequence[int] = (32, 32, 64, 64)
   kernel_size: int = 4
   hidden: int | None = 256
   num_components: int = 1
+  downsample: str = 'space_to_depth'
 
   @nn.compact
   def __call__(self, images: jax.Array) -> Posterior:
     if self.num_components < 1:
       raise ValueError(f'num_components must be >= 1, got {self.num_components}.')
     x, lead = _flatten_batch(images, 3)
-    h = ConvTrunk(self.features, self.kernel_size, self.hidden, name='trunk')(x)
+    h = ConvTrunk(self.features, self.kernel_size, self.hidden, self.downsample, name='trunk')(x)
     k, d = self.num_components, self.latent_dim
     moments = nn.Dense(2 * k * d, name='moments')(h).reshape(lead + (k, 2, d))
     if k == 1:

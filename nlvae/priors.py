@@ -215,6 +215,34 @@ def pulsar_phase(latent: jax.Array) -> jax.Array:
   return jnp.arctan2(latent[..., 1], latent[..., 0])
 
 
+def pulsar_smoothed_phase(brightness: jax.Array, params: dict, num_grid: int = 720) -> jax.Array:
+  """The rotation phase of a clip inferred from its brightness through the pulsar prior.
+
+  Under the prior the phase advances by omega dt per frame, so a clip's phases are
+  ``phi0 + omega dt t`` and its brightness is ``pulse_profile`` of them plus noise. This returns
+  the maximum-likelihood phases over ``num_grid`` values of phi0 on [-pi, pi), with the brightness
+  allowed any increasing affine map of the profile (``a * profile + c``, ``a >= 0``, fitted by least
+  squares for each phi0): a learned brightness latent is identified only up to such a map. It is
+  exact smoothing in the noise-free-rotation limit of the prior (the transition noise on u is
+  small), uses every frame of the clip, and resolves the phase uniquely when the profile is not
+  symmetric (main pulse and interpulse differ).
+
+  brightness: [T] (e.g. the posterior means of the brightness latent); params: the prior's
+  parameters (omega, dt, PULSE_PARAMS). Returns phases [T] in [-pi, pi).
+  """
+  chex.assert_rank(brightness, 1)
+  steps = jnp.arange(brightness.shape[0]) * params["omega"] * params["dt"]
+  phi0 = jnp.linspace(-jnp.pi, jnp.pi, num_grid, endpoint=False)
+  phases = phi0[:, None] + steps[None, :]  # [G, T]
+  profile = pulse_profile(phases, params)
+  profile = profile - jnp.mean(profile, axis=1, keepdims=True)
+  centred = brightness - jnp.mean(brightness)
+  scale = jnp.maximum(profile @ centred / (jnp.sum(profile**2, axis=1) + 1e-12), 0.0)
+  residual = jnp.sum((centred[None, :] - scale[:, None] * profile)**2, axis=1)
+  best = phases[jnp.argmin(residual)]
+  return jnp.remainder(best + jnp.pi, 2.0 * jnp.pi) - jnp.pi
+
+
 # ----------------------------------------------------------------------------------------------
 # Built-in priors.
 # ----------------------------------------------------------------------------------------------

@@ -96,6 +96,46 @@ def test_subpixel_equals_conv_transpose_forward_and_gradients(k, s, p, h, w, cin
     np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(r))))
 
 
+# (kernel, padding, input H, W, in channels, out channels)
+DOWNSAMPLE_CONFIGS = [
+    (4, 1, 8, 8, 3, 5),  # SlowVAE encoder convs
+    (3, 1, 8, 6, 2, 4),  # disentangled-dynamics encoder convs (odd kernel: zero-padded to 4)
+    (4, 0, 7, 9, 2, 3),  # odd sizes, the last row beyond every window
+    (5, 2, 9, 5, 1, 2),
+]
+
+
+@pytest.mark.parametrize('k,p,h,w,cin,cout', DOWNSAMPLE_CONFIGS)
+def test_space_to_depth_equals_strided_conv_forward_and_gradients(k, p, h, w, cin, cout):
+  x = _normal(0, (2, h, w, cin))
+  layer = networks.SpaceToDepthConv(cout, k, p)
+  reference = nn.Conv(cout, (k, k), strides=2, padding=[(p, p)] * 2)
+  params = _init(layer, x, seed=1)
+  weights = _normal(2, (2, (h + 2 * p - k) // 2 + 1, (w + 2 * p - k) // 2 + 1, cout))
+
+  def loss(module, params, x):
+    y = module.apply(params, x)
+    return jnp.sum(weights * jnp.sin(y)), y
+
+  (grads, y), (ref_grads, ref_y) = [jax.grad(loss, argnums=(1, 2), has_aux=True)(m, params, x)
+                                    for m in (layer, reference)]
+  assert y.shape == weights.shape
+  np.testing.assert_allclose(y, ref_y, rtol=1e-5, atol=1e-5)
+  for g, r in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(ref_grads)):
+    assert g.shape == r.shape
+    np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(r))))
+
+
+def test_encoder_downsample_methods_compute_the_same_function():
+  images = _normal(0, (3, 32, 32, 2))
+  fast, flax_layers = networks.slowvae_encoder(4), networks.slowvae_encoder(4)
+  flax_layers = flax_layers.clone(downsample='strided')
+  params = _init(fast, images, seed=1)
+  a, b = fast.apply(params, images), flax_layers.apply(params, images)
+  for x, y in zip(a, b):
+    np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(y))))
+
+
 def _raises_on_init(module, *args, match):
   with pytest.raises(ValueError, match=match):
     jax.eval_shape(module.init, jax.random.key(0), *args)

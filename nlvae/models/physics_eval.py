@@ -3,6 +3,11 @@
 eval.json keys (all floats unless noted):
   latent/abs_pearson_r      |Pearson r| between the physical latent and the true state, all frames
                             of the held-out clips (pulsar: |circular correlation| of the phase)
+  latent/circular_correlation          pulsar: |circular correlation| of the inferred phase and the
+                            true phase: the phase smoothed through the prior from the clip's encoded
+                            brightness (priors.pulsar_smoothed_phase)
+  latent/encoder_circular_correlation  pulsar: the same for the encoder's own u (7-frame window)
+  latent/brightness_abs_pearson_r      pulsar: |Pearson r| of the brightness latent and the truth
   latent/r2                 R^2 of the affine fit true ~ a * latent + b
   latent/angle_error_rad    pendulum only: RMSE of +-latent against the true angle (no fit: the
                             prior fixes scale and zero), the better sign
@@ -57,12 +62,22 @@ def _encode_all(model, params, frames: np.ndarray, batch: int = 64):
   return np.concatenate(means), np.concatenate(variances)
 
 
+def pulsar_inferred_latents(prior: priors.ANMPrior, latent: np.ndarray) -> np.ndarray:
+  """Encoded pulsar latents [N, T, 3] with u replaced by the phase smoothed through the prior from
+  each clip's brightness latent (priors.pulsar_smoothed_phase): (cos, sin, brightness)."""
+  phase = jax.jit(jax.vmap(lambda b: priors.pulsar_smoothed_phase(b, prior.params)))(
+      jnp.asarray(latent[..., 2]))
+  phase = np.asarray(phase)
+  return np.stack([np.cos(phase), np.sin(phase), latent[..., 2]], axis=-1)
+
+
 def latent_scores(system: str, latent: np.ndarray, truth: np.ndarray) -> tuple[dict, tuple]:
-  """Scores of the physical latent [N, T, Dp] against the true state [N, T]; and the affine map."""
+  """Scores of the physical latent [N, T, Dp] against the true state [N, T]; and the affine map.
+  Pulsar: latent [N, T, 3] (u_x, u_y, brightness), truth the phase [N, T]."""
   if system == "pulsar":
     phase = np.arctan2(latent[..., 1], latent[..., 0]).ravel()
-    corr = circular_correlation(phase, truth.ravel())
-    return {"latent/abs_pearson_r": abs(corr), "latent/circular_correlation": abs(corr)}, (1.0, 0.0)
+    corr = abs(circular_correlation(phase, truth.ravel()))
+    return {"latent/abs_pearson_r": corr, "latent/circular_correlation": corr}, (1.0, 0.0)
   x, y = latent[..., -1].ravel(), truth.ravel()
   r = float(np.corrcoef(x, y)[0, 1])
   slope, intercept = np.polyfit(x, y, 1)
@@ -111,9 +126,16 @@ def evaluate(model, params, data, workdir, rng, num_counterfactual_clips: int = 
   system, clips = info["system"], info["test_clips"]
   means, _ = _encode_all(model, params, test["frames"])
   physical = means[..., :model.num_physical]
-  results, (slope, intercept) = latent_scores(system, physical, test["latent"])
-
   prior = model.current_prior(params)
+  if system == "pulsar":  # the phase through the prior; the encoder's own u is scored as well
+    encoder_scores, _ = latent_scores(system, physical, test["latent"])
+    physical = pulsar_inferred_latents(prior, physical)
+  results, (slope, intercept) = latent_scores(system, physical, test["latent"])
+  if system == "pulsar":
+    results["latent/encoder_circular_correlation"] = encoder_scores["latent/circular_correlation"]
+    results["latent/brightness_abs_pearson_r"] = abs(float(np.corrcoef(
+        physical[..., 2].ravel(), clips.states["brightness"].ravel())[0, 1]))
+
   for name, value in params["prior"].items():
     results[f"params/{name}"] = float(value)
     if name in clips.params:
