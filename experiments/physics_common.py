@@ -47,7 +47,7 @@ def physics_config(arg: str, *, system: str, data_options: dict, prior: dict, in
           posterior_log_var_shift=0.0,
           estimator=estimator,
           num_components=num_components, num_samples=1,
-          encoder="conv", num_keypoints=8,
+          encoder="conv", num_keypoints=8, keypoint_strides=(),  # () = (1, 2, ..., 2)
           encoder_features=(16, 32, 32), decoder_features=(32, 32, 16), hidden=64,
           likelihood="bernoulli", pixel_std=0.1, context_frames=context_frames,
           interventions=interventions),

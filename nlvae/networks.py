@@ -304,7 +304,8 @@ def spatial_softmax(feature_maps: jax.Array, log_temperature: jax.Array) -> jax.
 class KeypointEncoder(nn.Module):
   """Spatial-softmax (keypoint) encoder: frames ``[..., H, W, C]`` -> ``Posterior`` (K = 1).
 
-  3x3 convs (the first stride 1, the rest stride 2; ``features`` channels, ReLU), a 1x1 conv to
+  3x3 convs (``features`` channels, ReLU; ``strides`` per layer, default the first 1 and the rest
+  2; stride-2 layers are ``SpaceToDepthConv``: the same function as ``nn.Conv``), a 1x1 conv to
   ``num_keypoints`` maps, ``spatial_softmax`` -> the expected (x, y) of each map, then an MLP
   (``hidden`` units) to the posterior mean and log-variance ``[..., 1, D]``. Because its features
   are object coordinates, the latent starts as a smooth, low-order function of where the objects
@@ -316,13 +317,20 @@ class KeypointEncoder(nn.Module):
   features: Sequence[int] = (16, 32)
   num_keypoints: int = 8
   hidden: int = 64
+  strides: Sequence[int] | None = None
 
   @nn.compact
   def __call__(self, images: jax.Array) -> Posterior:
     x, lead = _flatten_batch(images, 3)
-    for i, width in enumerate(self.features):
-      x = nn.relu(nn.Conv(width, (3, 3), strides=1 if i == 0 else 2, padding=[(1, 1)] * 2,
-                          name=f'conv_{i}')(x))
+    strides = self.strides or (1,) + (2,) * (len(self.features) - 1)
+    if len(strides) != len(self.features) or not set(strides) <= {1, 2}:
+      raise ValueError(f'strides must be 1 or 2, one per layer of features {tuple(self.features)}; '
+                       f'got {tuple(strides)}.')
+    for i, (width, stride) in enumerate(zip(self.features, strides)):
+      if stride == 2:  # nn.Conv(width, (3, 3), 2, padding 1) computed faster on CPU
+        x = nn.relu(SpaceToDepthConv(width, 3, 1, name=f'conv_{i}')(x))
+      else:
+        x = nn.relu(nn.Conv(width, (3, 3), padding=[(1, 1)] * 2, name=f'conv_{i}')(x))
     maps = nn.Conv(self.num_keypoints, (1, 1), name='keypoint_maps')(x)
     log_temperature = self.param('log_temperature', nn.initializers.zeros_init(), ())
     h = spatial_softmax(maps, log_temperature)

@@ -194,15 +194,21 @@ def pulse_profile(phase: jax.Array, params: dict) -> jax.Array:
   return params["baseline"] + bump("main") + bump("inter")
 
 
+PHASE_NORM_EPS = 0.1
+
+
 def pulsar_transition(history: jax.Array, params: dict) -> jax.Array:
   """Latent (u_x, u_y, b): the phase as a unit vector u rotated by omega dt, b = profile(phase).
 
-  u is projected onto the unit circle before it is rotated, so the prediction always has norm 1:
-  the phase is an angle, and a shrunken u (for which any rotation would be cheap) is not a
-  solution.
+  u is pulled onto the unit circle before it is rotated, u * sqrt(1 + e^2) / sqrt(|u|^2 + e^2)
+  with e = PHASE_NORM_EPS: the unit circle is kept exactly, every |u| >> e predicts a nearly
+  unit vector (the phase is an angle, and a shrunken u, for which any rotation would be cheap, is
+  not a solution), and the Jacobian stays below sqrt(1 + e^2) / e near u = 0, where a posterior
+  starts. (An exact projection u / |u| has an unbounded Jacobian there: the linearised prior
+  covariance then overflows float32 and its Cholesky factor is NaN.)
   """
   u = history[-1, :2]
-  u = u / jnp.sqrt(jnp.sum(u**2) + 1e-8)
+  u = u * jnp.sqrt((1.0 + PHASE_NORM_EPS**2) / (jnp.sum(u**2) + PHASE_NORM_EPS**2))
   angle = params["omega"] * params["dt"]
   cos, sin = jnp.cos(angle), jnp.sin(angle)
   u_next = jnp.stack([cos * u[0] - sin * u[1], sin * u[0] + cos * u[1]])
@@ -215,32 +221,36 @@ def pulsar_phase(latent: jax.Array) -> jax.Array:
   return jnp.arctan2(latent[..., 1], latent[..., 0])
 
 
-def pulsar_smoothed_phase(brightness: jax.Array, params: dict, num_grid: int = 720) -> jax.Array:
+def pulsar_smoothed_phase(brightness: jax.Array, params: dict,
+                          num_grid: int = 720) -> tuple[jax.Array, jax.Array, jax.Array]:
   """The rotation phase of a clip inferred from its brightness through the pulsar prior.
 
   Under the prior the phase advances by omega dt per frame, so a clip's phases are
   ``phi0 + omega dt t`` and its brightness is ``pulse_profile`` of them plus noise. This returns
   the maximum-likelihood phases over ``num_grid`` values of phi0 on [-pi, pi), with the brightness
-  allowed any increasing affine map of the profile (``a * profile + c``, ``a >= 0``, fitted by least
-  squares for each phi0): a learned brightness latent is identified only up to such a map. It is
-  exact smoothing in the noise-free-rotation limit of the prior (the transition noise on u is
+  allowed any affine map of the profile (``scale * profile + offset``, fitted by least squares for
+  each phi0): a learned brightness latent is identified only up to such a map, sign included. It
+  is exact smoothing in the noise-free-rotation limit of the prior (the transition noise on u is
   small), uses every frame of the clip, and resolves the phase uniquely when the profile is not
   symmetric (main pulse and interpulse differ).
 
   brightness: [T] (e.g. the posterior means of the brightness latent); params: the prior's
-  parameters (omega, dt, PULSE_PARAMS). Returns phases [T] in [-pi, pi).
+  parameters (omega, dt, PULSE_PARAMS). Returns (phases [T] in [-pi, pi), scale [], offset []):
+  ``scale * pulse_profile(phases) + offset`` is the fitted brightness, in the units of the input.
   """
   chex.assert_rank(brightness, 1)
   steps = jnp.arange(brightness.shape[0]) * params["omega"] * params["dt"]
   phi0 = jnp.linspace(-jnp.pi, jnp.pi, num_grid, endpoint=False)
   phases = phi0[:, None] + steps[None, :]  # [G, T]
   profile = pulse_profile(phases, params)
-  profile = profile - jnp.mean(profile, axis=1, keepdims=True)
+  profile_mean = jnp.mean(profile, axis=1, keepdims=True)
+  centred_profile = profile - profile_mean
   centred = brightness - jnp.mean(brightness)
-  scale = jnp.maximum(profile @ centred / (jnp.sum(profile**2, axis=1) + 1e-12), 0.0)
-  residual = jnp.sum((centred[None, :] - scale[:, None] * profile)**2, axis=1)
-  best = phases[jnp.argmin(residual)]
-  return jnp.remainder(best + jnp.pi, 2.0 * jnp.pi) - jnp.pi
+  scale = centred_profile @ centred / (jnp.sum(centred_profile**2, axis=1) + 1e-12)  # [G]
+  residual = jnp.sum((centred[None, :] - scale[:, None] * centred_profile)**2, axis=1)
+  best = jnp.argmin(residual)
+  offset = jnp.mean(brightness) - scale[best] * profile_mean[best, 0]
+  return jnp.remainder(phases[best] + jnp.pi, 2.0 * jnp.pi) - jnp.pi, scale[best], offset
 
 
 # ----------------------------------------------------------------------------------------------

@@ -288,3 +288,19 @@ def test_spatial_softmax_finds_the_peak_and_keypoint_encoder_shapes():
   posterior = encoder.apply(params, images)
   assert posterior.mean.shape == posterior.log_var.shape == (2, 6, 1, 3)
   assert posterior.logits.shape == (2, 6, 1)
+
+
+def test_keypoint_encoder_strides_choose_where_the_map_halves():
+  images = _uniform(0, (3, 32, 32, 1))
+  default = networks.KeypointEncoder(latent_dim=2, features=(4, 8), hidden=8)
+  first = default.clone(strides=(2, 1))
+  params = _init(default, images, seed=1)
+  # Same parameter shapes (3x3 kernels), a different function: the 16x16 maps come from another
+  # layer.
+  assert (jax.tree_util.tree_map(jnp.shape, params)
+          == jax.tree_util.tree_map(jnp.shape, _init(first, images, seed=1)))
+  a, b = default.apply(params, images), first.apply(params, images)
+  assert a.mean.shape == b.mean.shape == (3, 1, 2)
+  assert not np.allclose(a.mean, b.mean)
+  _raises_on_init(default.clone(strides=(2,)), images, match='one per layer')
+  _raises_on_init(default.clone(strides=(3, 1)), images, match='strides must be 1 or 2')

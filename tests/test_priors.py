@@ -211,11 +211,40 @@ def test_pulsar_prior_rotates_phase_and_follows_profile():
   np.testing.assert_allclose(np.diff(phase), 2 * np.pi / 0.7 * 0.1, rtol=1e-4)
   np.testing.assert_allclose(out[1:, 2], priors.pulse_profile(jnp.asarray(phase[1:]), prior.params),
                              atol=1e-5)
-  # The phase is an angle: a shrunken or stretched u predicts the same unit vector.
-  for scale in (0.1, 3.0):
-    np.testing.assert_allclose(prior.predict(jnp.array([[scale * 0.6, scale * 0.8, 0.0]])),
-                               prior.predict(jnp.array([[0.6, 0.8, 0.0]])), atol=1e-5)
+  # The phase is an angle: a stretched u predicts nearly the same vector, a shrunken one a longer
+  # one, and the unit circle is kept exactly.
+  unit = prior.predict(jnp.array([[0.6, 0.8, 0.0]]))
+  np.testing.assert_allclose(prior.predict(jnp.array([[1.8, 2.4, 0.0]])), unit, atol=0.01)
+  shrunk = np.linalg.norm(prior.predict(jnp.array([[0.06, 0.08, 0.0]]))[:2])
+  assert 0.6 < shrunk < 0.8  # 0.1 * sqrt(1.01 / 0.02)
   np.testing.assert_allclose(np.linalg.norm(out[:, :2], axis=-1)[1:], 1.0, atol=1e-5)
+  # Bounded Jacobian at u = 0, so the linearised prior is finite: the mixture KL of a posterior
+  # centred there (the start of training) is finite.
+  jacobian = jax.jacfwd(lambda h: priors.pulsar_transition(h, prior.params))(
+      jnp.array([[1e-4, -1e-4, 0.0]]))
+  assert np.all(np.isfinite(jacobian)) and np.abs(jacobian[:2]).max() < 11
+  kl = priors.sequence_kl(prior, 0.01 * jax.random.normal(jax.random.key(0), (20, 3)),
+                          jnp.ones((20, 3)), jax.random.key(1))
+  assert np.all(np.isfinite(kl))
+
+
+def test_pulsar_smoothed_phase_recovers_the_phase_from_any_affine_brightness():
+  params = priors.pulsar(omega=2 * np.pi / 0.0337, dt=1 / 216.0,
+                         profile=dict(baseline=0.05, main_width=0.25, inter_amplitude=0.45,
+                                      inter_centre=0.8 * np.pi, inter_width=0.35)).params
+  rng = np.random.default_rng(0)
+  steps = np.arange(20) * float(params["omega"] * params["dt"])
+  for phi0 in rng.uniform(-np.pi, np.pi, 5):
+    phase = np.angle(np.exp(1j * (phi0 + steps)))
+    brightness = np.asarray(priors.pulse_profile(jnp.asarray(phase), params))
+    for scale, offset in ((1.0, 0.0), (3.0, -1.0), (0.2, 0.5), (-2.0, 1.0)):
+      observed = scale * brightness + offset + 0.01 * abs(scale) * rng.standard_normal(20)
+      smoothed, fit_scale, fit_offset = priors.pulsar_smoothed_phase(
+          jnp.asarray(observed, jnp.float32), params)
+      error = np.angle(np.exp(1j * (np.asarray(smoothed) - phase)))
+      assert np.abs(error).max() < 0.02, (phi0, scale, error)  # grid spacing 2 pi / 720 = 0.009
+      np.testing.assert_allclose([fit_scale, fit_offset], [scale, offset],
+                                 atol=0.05 * abs(scale))
 
 
 def test_readme_snippet_runs():

@@ -16,8 +16,9 @@ eval.json keys (all floats unless noted):
   intervention/<name>/pixel_mse_counterfactual   MSE of the model's counterfactual video vs the true
                                                  re-simulated one (pixels in [0, 1])
   intervention/<name>/pixel_mse_unintervened     MSE of the unintervened model rollout vs the same
-  intervention/<name>/latent_rmse_counterfactual RMSE (true units, through the affine fit) of the
-                                                 model's counterfactual latent trajectory vs truth
+  intervention/<name>/latent_rmse_counterfactual RMSE (true units, through the affine fit; pulsar:
+                                                 the phase error in rad, wrapped) of the model's
+                                                 counterfactual latent trajectory vs truth
   intervention/<name>/latent_rmse_unintervened   the same for the unintervened rollout
 Figures: figures/latent_space.png, figures/training_curves.png, figures/reconstructions.png.
 Videos: videos/<intervention>.gif: original | model counterfactual | true counterfactual.
@@ -62,13 +63,13 @@ def _encode_all(model, params, frames: np.ndarray, batch: int = 64):
   return np.concatenate(means), np.concatenate(variances)
 
 
-def pulsar_inferred_latents(prior: priors.ANMPrior, latent: np.ndarray) -> np.ndarray:
+def pulsar_inferred_latents(prior: priors.ANMPrior, latent: np.ndarray):
   """Encoded pulsar latents [N, T, 3] with u replaced by the phase smoothed through the prior from
-  each clip's brightness latent (priors.pulsar_smoothed_phase): (cos, sin, brightness)."""
-  phase = jax.jit(jax.vmap(lambda b: priors.pulsar_smoothed_phase(b, prior.params)))(
-      jnp.asarray(latent[..., 2]))
-  phase = np.asarray(phase)
-  return np.stack([np.cos(phase), np.sin(phase), latent[..., 2]], axis=-1)
+  each clip's brightness latent (priors.pulsar_smoothed_phase): returns (cos, sin, brightness)
+  [N, T, 3] and the map from the prior's brightness to the latent's, scale [N] and offset [N]."""
+  phase, scale, offset = map(np.asarray, jax.jit(jax.vmap(
+      lambda b: priors.pulsar_smoothed_phase(b, prior.params)))(jnp.asarray(latent[..., 2])))
+  return np.stack([np.cos(phase), np.sin(phase), latent[..., 2]], axis=-1), (scale, offset)
 
 
 def latent_scores(system: str, latent: np.ndarray, truth: np.ndarray) -> tuple[dict, tuple]:
@@ -108,12 +109,21 @@ def _prior_intervention(model, prior: priors.ANMPrior, spec: dict) -> tuple[prio
   return prior.with_params(**overrides), scale
 
 
-def _rollout_frames(model, params, prior, histories: np.ndarray, num_frames: int):
-  """Noise-free prior rollouts from histories [N, P, Dp], decoded: (latents [N,T,Dp], frames)."""
+def _rollout_frames(model, params, prior, histories: np.ndarray, num_frames: int,
+                    brightness_map=None):
+  """Noise-free prior rollouts from histories [N, P, Dp], decoded: (latents [N,T,Dp], frames).
+
+  brightness_map: pulsar only, (scale [N], offset [N]) from the prior's brightness to the
+  latent's (pulsar_inferred_latents), applied before decoding.
+  """
   steps = num_frames - prior.order
   latents = jax.vmap(lambda h: priors.rollout(prior, h, steps).mean)(jnp.asarray(histories))
+  decoded = latents
+  if brightness_map is not None:
+    scale, offset = (jnp.asarray(x)[:, None] for x in brightness_map)
+    decoded = latents.at[..., 2].set(scale * latents[..., 2] + offset)
   free = jnp.zeros(latents.shape[:2] + (model.latent_dim - model.num_physical,))
-  frames = model.decode(params, jnp.concatenate([latents, free], axis=-1))
+  frames = model.decode(params, jnp.concatenate([decoded, free], axis=-1))
   return np.asarray(latents), np.clip(np.asarray(frames), 0.0, 1.0)
 
 
@@ -127,9 +137,10 @@ def evaluate(model, params, data, workdir, rng, num_counterfactual_clips: int = 
   means, _ = _encode_all(model, params, test["frames"])
   physical = means[..., :model.num_physical]
   prior = model.current_prior(params)
+  brightness_map = None
   if system == "pulsar":  # the phase through the prior; the encoder's own u is scored as well
     encoder_scores, _ = latent_scores(system, physical, test["latent"])
-    physical = pulsar_inferred_latents(prior, physical)
+    physical, brightness_map = pulsar_inferred_latents(prior, physical)
   results, (slope, intercept) = latent_scores(system, physical, test["latent"])
   if system == "pulsar":
     results["latent/encoder_circular_correlation"] = encoder_scores["latent/circular_correlation"]
@@ -152,23 +163,30 @@ def evaluate(model, params, data, workdir, rng, num_counterfactual_clips: int = 
                             "render_seed": clips.render_seed[:n]})
   histories = physical[:n, :prior.order]
   num_frames = test["frames"].shape[1]
-  base_latents, base_frames = _rollout_frames(model, params, prior, histories, num_frames)
+  if brightness_map is not None:
+    brightness_map = tuple(x[:n] for x in brightness_map)
+  base_latents, base_frames = _rollout_frames(model, params, prior, histories, num_frames,
+                                              brightness_map)
   first_cf = None
-  to_true = lambda z: (slope * z[..., -1] + intercept) if system != "pulsar" else z
+  def latent_rmse(latents, truth):  # true units; the pulsar's phase error wrapped to [-pi, pi)
+    if system == "pulsar":
+      error = np.angle(np.exp(1j * (np.arctan2(latents[..., 1], latents[..., 0]) - truth)))
+    else:
+      error = slope * latents[..., -1] + intercept - truth
+    return float(np.sqrt(np.mean(error**2)))
+
   for name, spec in model.config.interventions.items():
     spec = dict(spec)
     true_cf = physics.resimulate(subset, **spec)
     cf_prior, scale = _prior_intervention(model, prior, spec)
-    cf_latents, cf_frames = _rollout_frames(model, params, cf_prior, histories * scale, num_frames)
+    cf_latents, cf_frames = _rollout_frames(model, params, cf_prior, histories * scale, num_frames,
+                                            brightness_map)
     target = true_cf.frames.astype(np.float32) / 255.0
     key = f"intervention/{name}"
     results[f"{key}/pixel_mse_counterfactual"] = float(np.mean((cf_frames - target)**2))
     results[f"{key}/pixel_mse_unintervened"] = float(np.mean((base_frames - target)**2))
-    if system != "pulsar":
-      results[f"{key}/latent_rmse_counterfactual"] = float(
-          np.sqrt(np.mean((to_true(cf_latents) - true_cf.latent)**2)))
-      results[f"{key}/latent_rmse_unintervened"] = float(
-          np.sqrt(np.mean((to_true(base_latents) - true_cf.latent)**2)))
+    results[f"{key}/latent_rmse_counterfactual"] = latent_rmse(cf_latents, true_cf.latent)
+    results[f"{key}/latent_rmse_unintervened"] = latent_rmse(base_latents, true_cf.latent)
     rows = [video.side_by_side(subset.frames[i], _to_uint8(cf_frames[i]), true_cf.frames[i])
             for i in range(min(4, n))]
     video.write_video(workdir / "videos" / f"{name}.gif", np.concatenate(rows, axis=1),

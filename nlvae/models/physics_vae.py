@@ -72,7 +72,8 @@ class PhysicsVAE:
       self.encoder = networks.KeypointEncoder(latent_dim=self.latent_dim,
                                               features=tuple(model_config.encoder_features),
                                               num_keypoints=model_config.num_keypoints,
-                                              hidden=model_config.hidden)
+                                              hidden=model_config.hidden,
+                                              strides=tuple(model_config.keypoint_strides) or None)
     else:
       raise ValueError("model.encoder must be 'conv' or 'keypoints', got "
                        f"{model_config.encoder!r}")
