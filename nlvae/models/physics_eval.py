@@ -9,6 +9,8 @@ eval.json keys (all floats unless noted):
   latent/encoder_circular_correlation  pulsar: the same for the encoder's own u (7-frame window)
   latent/brightness_abs_pearson_r      pulsar: |Pearson r| of the brightness latent and the truth
   latent/r2                 R^2 of the affine fit true ~ a * latent + b
+  latent/slope              its slope a (true units per latent unit; +1 where the prior fixes the
+                            scale and sign: pendulum, falling)
   latent/angle_error_rad    pendulum only: RMSE of +-latent against the true angle (no fit: the
                             prior fixes scale and zero), the better sign
   params/<name>, params/<name>_true   learned physical parameters and the truth (mean over clips)
@@ -83,7 +85,8 @@ def latent_scores(system: str, latent: np.ndarray, truth: np.ndarray) -> tuple[d
   r = float(np.corrcoef(x, y)[0, 1])
   slope, intercept = np.polyfit(x, y, 1)
   residual = y - (slope * x + intercept)
-  scores = {"latent/abs_pearson_r": abs(r), "latent/r2": float(1 - residual.var() / y.var())}
+  scores = {"latent/abs_pearson_r": abs(r), "latent/r2": float(1 - residual.var() / y.var()),
+            "latent/slope": float(slope)}
   if system == "pendulum":
     scores["latent/angle_error_rad"] = float(min(np.sqrt(np.mean((s * x - y)**2)) for s in (1, -1)))
   return scores, (float(slope), float(intercept))
