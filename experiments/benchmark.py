@@ -14,7 +14,7 @@ Sub-benchmarks (all by default; every result goes into the JSON):
             matmul's GFLOP/s with XLA's default flags (a second process), which is higher.
   kl        cost of the linearisation + mixture KL (priors.sequence_kl, jitted, vmapped over a
             batch of 16 clips of a pendulum prior) against K = 32..512 (components), S = 16..256
-            (samples), T = 20..320 (frames) and D = 1..8 (latent size, a linear-extrapolation
+            (samples), T = 10..160 (frames) and D = 1..8 (latent size, a linear-extrapolation
             prior), with fitted log-log scaling exponents; and the vmapped form against a plain Python loop over K = 64 components.
   data      frames per second of each physics generator against the frames per second the quick
             config's training step consumes.
@@ -80,11 +80,13 @@ def kl_benchmark(repeats: int) -> dict:
   pendulum = priors.pendulum(dt=0.05)
   # name -> (values, arguments of _kl_call for each value: prior, batch, frames, K, S)
   sweeps = {
-      # Sizes where the per-call fixed cost (dispatch, the analytic first frames) no longer
-      # dominates: the exponent is the asymptotic growth rate.
+      # K and S from sizes where the per-call fixed cost no longer dominates (from K = 8 the
+      # fitted exponent was 0.73). T up to 160 frames: at 320 the arrays are large enough for
+      # XLA:CPU to split them over the 2 cores and the cost grows sub-linearly (exponent 0.77
+      # for T = 20..320 on the 2-core machine, README).
       "K": ((32, 64, 128, 256, 512), lambda k: (pendulum, 16, 20, k, 4)),
       "S": ((16, 32, 64, 128, 256), lambda s: (pendulum, 16, 20, 16, s)),
-      "T": ((20, 40, 80, 160, 320), lambda t: (pendulum, 16, t, 16, 4)),
+      "T": ((10, 20, 40, 80, 160), lambda t: (pendulum, 16, t, 16, 4)),
       "D": ((1, 2, 4, 8), lambda d: (priors.linear_extrapolation(latent_dim=d), 16, 20, 32, 4)),
   }
   results = {}
