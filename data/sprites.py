@@ -25,17 +25,23 @@ centre lies inside the shape (binary, no anti-aliasing, like dSprites).
     at every position, inside the image.
   * Orientation: counter-clockwise as seen on screen, about the centre of area.
 
-Transition samplers (SlowVAE, Klindt et al. 2021) return pairs of frames (t-1, t):
-  * ``lap_pairs``: every non-categorical factor jumps by a discrete Laplace step of scale
-    log(size) / rate, truncated to the grid (renormalised over the valid values, not clipped:
-    clipping would pile mass on the edges; orientation does not wrap around, as in the
-    reference); shape is held; a pair with no change gets one non-categorical factor, picked
-    uniformly, redrawn from its Laplace without the current value (the reference's procedure).
-  * ``loc_pairs``: k factors, k uniform in 1..max_changed, each redrawn uniformly among its OTHER
-    values; shape is one of the candidates (the reference treats all factors alike here). The
-    reference draws k with ``np.random.randint(1, n_factors)``, whose upper end is exclusive, so
-    k runs over 1..n_factors - 1 (as in Locatello et al.'s k = rand); that is our default
-    ``max_changed = 4``; ``max_changed = 5`` lets all factors change.
+Transition samplers (SlowVAE, Klindt et al. 2021) return pairs of frames (t-1, t). They carry the
+reference's names (its ``--data-distribution`` values ``laplace`` and ``uniform``); the earlier
+names ``lap_pairs`` / ``loc_pairs`` remain as aliases.
+  * ``laplace_pairs`` (the paper's "LAP"): every non-categorical factor jumps by a discrete
+    Laplace step of scale log(size) / rate, truncated to the grid (renormalised over the valid
+    values, not clipped: clipping would pile mass on the edges; orientation does not wrap
+    around, as in the reference); shape is held; a pair with no change gets one non-categorical
+    factor, picked uniformly, redrawn from its Laplace without the current value (the
+    reference's procedure). rate None draws a rate per pair from U(1, 10) (the reference's -1).
+  * ``uniform_pairs`` (the paper's "uniform"; Locatello et al. 2020's weakly supervised pairs):
+    k factors change and the others are held. k, the number of changing factors, is drawn per
+    pair uniformly from {1, ..., max_changed}; the k factors are a uniformly random subset (all
+    C(5, k) subsets equally likely) and each is redrawn uniformly among its OTHER values, so it
+    really changes. Shape is one of the candidates (the reference treats all factors alike here).
+    The reference draws k with ``np.random.randint(1, n_factors)``, whose upper end is
+    exclusive, so k runs over 1..n_factors - 1 = 1..4 (as in Locatello et al.'s k = rand); that is
+    our default ``max_changed = 4``; ``max_changed = 5`` lets all factors change.
   * ``natural_pairs``: a stand-in for Natural Sprites / KITTI Masks (downloads we cannot reach):
     x, y and scale jump by rounded generalised-Laplace steps exp(-|d / s|^alpha), alpha = 0.5
     by default (kurtosis 25 before truncation: mostly no move, occasional large jumps: the
@@ -198,8 +204,8 @@ def _sample_truncated_laplace(current: np.ndarray, size: int, scale: np.ndarray,
   return np.minimum((cdf <= u[:, None]).sum(axis=1), size - 1).astype(np.int64)
 
 
-def lap_pairs(num_pairs: int, seed: int, rate: float | None = 1.0) -> dict:
-  """SlowVAE "LAP" pairs: truncated discrete Laplace steps of scale log(size) / rate per factor.
+def laplace_pairs(num_pairs: int, seed: int, rate: float | None = 1.0) -> dict:
+  """SlowVAE "laplace" (LAP) pairs: truncated discrete Laplace steps of scale log(size) / rate per factor.
 
   Args:
     num_pairs: number of pairs N.
@@ -230,8 +236,11 @@ def lap_pairs(num_pairs: int, seed: int, rate: float | None = 1.0) -> dict:
   return _pair_dict(np.stack([start, end], axis=1))
 
 
-def loc_pairs(num_pairs: int, seed: int, max_changed: int = NUM_FACTORS - 1) -> dict:
-  """SlowVAE "LOC" pairs: k ~ U{1..max_changed} factors redrawn uniformly to different values.
+def uniform_pairs(num_pairs: int, seed: int, max_changed: int = NUM_FACTORS - 1) -> dict:
+  """SlowVAE "uniform" pairs: k ~ U{1..max_changed} factors redrawn uniformly to other values.
+
+  k (the number of changing factors) is drawn independently for every pair; which k factors
+  change is a uniformly random subset of the five.
 
   Any factor, shape included, can be among the k. The default max_changed = 4 is what the
   reference's ``np.random.randint(1, n_factors)`` draws; max_changed = 5 allows k = 5.
@@ -248,6 +257,14 @@ def loc_pairs(num_pairs: int, seed: int, max_changed: int = NUM_FACTORS - 1) -> 
   shift = 1 + rng.integers(0, sizes - 1, size=(num_pairs, NUM_FACTORS))  # uniform over the others
   end = np.where(changed, (start + shift) % sizes, start)
   return _pair_dict(np.stack([start, end], axis=1))
+
+
+lap_pairs = laplace_pairs  # the earlier names (data/builders.py, data/benchmark.py use them)
+loc_pairs = uniform_pairs
+# Transition names (the reference's --data-distribution values, and natural) and their aliases:
+# nlvae's earlier names and the paper's abbreviations.
+TRANSITIONS = ("laplace", "uniform", "natural")
+TRANSITION_ALIASES = {"lap": "laplace", "loc": "uniform", "uni": "uniform"}
 
 
 def generalized_laplace_steps(shape: tuple[int, ...], step_scale: float, tail_exponent: float,
@@ -267,7 +284,7 @@ def natural_pairs(num_pairs: int, seed: int, tail_exponent: float = 0.5,
 
   x and y move by round(d) grid steps with d from ``generalized_laplace_steps(position_step,
   tail_exponent)``, scale by round(d) with ``scale_step``; a move that would leave the grid is
-  redrawn (so the step law is truncated, as in ``lap_pairs``). Shape and orientation are drawn
+  redrawn (so the step law is truncated, as in ``laplace_pairs``). Shape and orientation are drawn
   once per pair and held. Pairs with no change are kept: they are common in real videos.
 
   Args:

@@ -199,7 +199,7 @@ def test_natural_pairs_are_heavy_tailed_and_keep_shape_and_orientation():
   assert stats.kurtosis(step[:, 1], fisher=False) > 4
 
 
-@pytest.mark.parametrize("sampler", [sprites.lap_pairs, sprites.loc_pairs, sprites.natural_pairs])
+@pytest.mark.parametrize("sampler", [sprites.laplace_pairs, sprites.uniform_pairs, sprites.natural_pairs])
 def test_pair_samplers_are_deterministic_and_consistent(sampler):
   a, b, c = sampler(300, seed=7), sampler(300, seed=7), sampler(300, seed=8)
   assert a["frames"].shape == (300, 2, 64, 64, 1) and a["frames"].dtype == np.uint8
@@ -234,3 +234,8 @@ def test_ground_truth_adapter():
 def test_bad_input_raises_value_error(call):
   with pytest.raises(ValueError):
     call()
+
+
+def test_reference_names_and_aliases():
+  assert sprites.lap_pairs is sprites.laplace_pairs and sprites.loc_pairs is sprites.uniform_pairs
+  assert set(sprites.TRANSITION_ALIASES.values()) <= set(sprites.TRANSITIONS)

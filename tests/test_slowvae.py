@@ -189,10 +189,18 @@ def test_load_sprites_pairs_are_deterministic_and_follow_the_transitions():
   # LAP never changes shape and always changes something; LOC's pairs differ in 1..4 factors.
   lap = train_a["factors"]
   assert np.all(lap[:, 0, 0] == lap[:, 1, 0]) and np.all(np.any(lap[:, 0] != lap[:, 1], axis=1))
-  config.transitions = "loc"
-  loc = slowvae.load_sprites(config)[0]["factors"]
-  changed = np.sum(loc[:, 0] != loc[:, 1], axis=1)
+  config.transitions = "uniform"
+  uniform, _, uniform_info = slowvae.load_sprites(config)
+  changed = np.sum(uniform["factors"][:, 0] != uniform["factors"][:, 1], axis=1)
   assert changed.min() >= 1 and changed.max() <= 4
+  assert info["transitions"] == "laplace" and uniform_info["transitions"] == "uniform"
+  # The earlier names are aliases: the same sampler, the same bytes.
+  for alias, name in (("loc", "uniform"), ("uni", "uniform"), ("lap", "laplace")):
+    config.transitions = alias
+    aliased, _, aliased_info = slowvae.load_sprites(config)
+    assert aliased_info["transitions"] == name
+    np.testing.assert_array_equal(aliased["frames"], (uniform if name == "uniform" else train_a)[
+        "frames"])
   assert info["image_shape"] == (64, 64, 1) and info["factor_names"] == sprites.FACTOR_NAMES
   config.transitions = "brownian"
   with pytest.raises(ValueError, match="transitions"):
@@ -257,19 +265,33 @@ def test_traversal_latents_and_grid():
 
 
 def test_configs_and_variants():
-  for variant in (None, "loc", "full", "full_loc"):
+  cases = {None: ("quick", "laplace"), "uniform": ("quick", "uniform"), "loc": ("quick", "uniform"),
+           "lap": ("quick", "laplace"), "medium": ("medium", "laplace"),
+           "medium_uniform": ("medium", "uniform"), "full": ("full", "laplace"),
+           "full_loc": ("full", "uniform"), "full_uniform": ("full", "uniform"),
+           "natural": ("quick", "natural")}
+  steps = {"quick": 300, "medium": 7_500, "full": 300_000}
+  for variant, (scale, transitions) in cases.items():
     slow, beta = slowvae_sprites.get_config(variant), betavae_sprites.get_config(variant)
-    assert slow.data.transitions == ("loc" if variant and "loc" in variant else "lap")
+    assert slowvae_sprites.parse_variant(variant) == (scale, transitions)
+    assert slow.data.transitions == beta.data.transitions == transitions
+    assert slowvae.canonical_transitions(transitions) == transitions
     assert (slow.model.name, beta.model.name) == ("slowvae", "beta_vae")
     assert "gamma" not in beta.model and beta.model.beta == 4.0
     assert slow.train.batch_size == 32  # 32 pairs = 64 images
+    assert slow.train.num_steps == beta.train.num_steps == steps[scale]
+    assert slow.data.to_dict() == beta.data.to_dict() and slow.train == beta.train
   full = slowvae_sprites.get_config("full")
-  assert (full.train.num_steps, full.train.learning_rate) == (300_000, 1e-4)
+  assert (full.train.num_steps, full.train.learning_rate, full.train.schedule) == (
+      300_000, 1e-4, "constant")
   assert (full.model.beta, full.model.gamma, full.model.rate_prior, full.model.latent_dim) == (
       1.0, 10.0, 6.0, 10)
   assert full.model.eval_scale == "full" and full.model.eval_metrics == "all"
-  with pytest.raises(ValueError, match="variant"):
-    slowvae_sprites.get_config("fast")
+  medium = slowvae_sprites.get_config("medium").train
+  assert medium.schedule == "warmup_cosine" and medium.warmup_steps < medium.num_steps
+  for bad in ("fast", "full_x", "uniform_full", "medium_loc_x", "_"):
+    with pytest.raises(ValueError, match="variant"):
+      slowvae_sprites.get_config(bad)
 
 
 def test_seed_summary_and_table():

@@ -18,6 +18,7 @@ MODELS = {
     "physics_vae": "nlvae.models.physics_vae:PhysicsVAE",
     "beta_vae": "nlvae.models.slowvae:BetaVAE",
     "slowvae": "nlvae.models.slowvae:SlowVAE",
+    "adagvae": "nlvae.models.adagvae:AdaGVAE",
     "supervised_control": "nlvae.models.dynamics:SupervisedControl",
     "dynamics_vae": "nlvae.models.dynamics:DynamicsVAE",
 }

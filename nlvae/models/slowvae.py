@@ -64,26 +64,36 @@ from nlvae import kl, metrics, networks
 # Data.
 
 # transitions name -> (pair sampler of data.sprites, data-config fields passed on when present).
+# The names are the reference's --data-distribution values (laplace, uniform).
 PAIR_SAMPLERS = {
-    "lap": (sprites.lap_pairs, ("rate",)),
-    "loc": (sprites.loc_pairs, ("max_changed",)),
+    "laplace": (sprites.laplace_pairs, ("rate",)),
+    "uniform": (sprites.uniform_pairs, ("max_changed",)),
     "natural": (sprites.natural_pairs, ("tail_exponent", "position_step", "scale_step")),
 }
+TRANSITION_ALIASES = sprites.TRANSITION_ALIASES  # lap, loc, uni: accepted wherever a name is
 TEST_SEED_OFFSET = 1_000_003  # test pairs use seed + this offset, never the training seed
+
+
+def canonical_transitions(name: str) -> str:
+  """A transitions name or alias ("lap", "loc", "uni") -> its PAIR_SAMPLERS name."""
+  name = TRANSITION_ALIASES.get(name, name)
+  if name not in PAIR_SAMPLERS:
+    raise ValueError(f"data.transitions must be one of {sorted(PAIR_SAMPLERS)} (or an alias "
+                     f"{sorted(TRANSITION_ALIASES)}), got {name!r}; set "
+                     "--config.data.transitions.")
+  return name
 
 
 def sample_pairs(data_config, num_pairs: int, seed: int) -> dict[str, np.ndarray]:
   """Sprite pairs {"frames": uint8 [N, 2, 64, 64, 1], "factors": int32 [N, 2, 5]}.
 
-  data_config.transitions picks the sampler ("lap", "loc" or "natural"; PAIR_SAMPLERS) and its
-  optional fields (rate, max_changed, tail_exponent, position_step, scale_step) are passed on;
-  LAP `rate` <= 0 draws a rate per pair from U(1, 10) (the reference's rate -1).
+  data_config.transitions picks the sampler ("laplace", "uniform" or "natural", or an alias of
+  TRANSITION_ALIASES; PAIR_SAMPLERS) and its optional fields (rate, max_changed, tail_exponent,
+  position_step, scale_step) are passed on; laplace `rate` <= 0 draws a rate per pair from
+  U(1, 10) (the reference's rate -1); uniform pairs change k ~ U{1..max_changed} factors.
   """
-  transitions = data_config.get("transitions", "lap")
-  if transitions not in PAIR_SAMPLERS:
-    raise ValueError(f"data.transitions must be one of {sorted(PAIR_SAMPLERS)}, got "
-                     f"{transitions!r}; set --config.data.transitions.")
-  sampler, option_names = PAIR_SAMPLERS[transitions]
+  sampler, option_names = PAIR_SAMPLERS[canonical_transitions(
+      data_config.get("transitions", "laplace"))]
   options = {name: data_config[name] for name in option_names if name in data_config}
   if "rate" in options and options["rate"] <= 0:
     options["rate"] = None
@@ -94,15 +104,17 @@ def sample_pairs(data_config, num_pairs: int, seed: int) -> dict[str, np.ndarray
 def load_sprites(data_config):
   """Loader "sprites": (train, test, info) of procedural sprite pairs (data.sprites).
 
-  Config fields: transitions ("lap" | "loc" | "natural"), num_train, num_test (pairs), seed, and
-  the sampler's options (see `sample_pairs`). info: image_shape (64, 64, 1), factor_names,
-  factor_sizes, transitions, ground_truth (a data.sprites.SpritesGroundTruth for the metrics).
+  Config fields: transitions ("laplace" | "uniform" | "natural", or an alias "lap" | "loc" |
+  "uni"), num_train, num_test (pairs), seed, and the sampler's options (see `sample_pairs`).
+  info: image_shape (64, 64, 1), factor_names, factor_sizes, transitions (the canonical name),
+  ground_truth (a data.sprites.SpritesGroundTruth for the metrics).
   """
   seed = int(data_config.seed)
   train = sample_pairs(data_config, int(data_config.num_train), seed)
   test = sample_pairs(data_config, int(data_config.num_test), seed + TEST_SEED_OFFSET)
   info = dict(image_shape=sprites.OBSERVATION_SHAPE, factor_names=sprites.FACTOR_NAMES,
-              factor_sizes=sprites.FACTOR_SIZES, transitions=data_config.get("transitions", "lap"),
+              factor_sizes=sprites.FACTOR_SIZES,
+              transitions=canonical_transitions(data_config.get("transitions", "laplace")),
               ground_truth=sprites.SpritesGroundTruth())
   return train, test, info
 
@@ -332,11 +344,8 @@ class BetaVAE:
     """Scalar loss (mean over the batch) and metrics; batch["frames"] uint8 [N, ..., H, W, C]
     (SlowVAE: pairs [N, 2, H, W, C])."""
     images = self.images(batch)
-    posterior = self.encoder.apply(params["encoder"], images)
-    mean, log_var = posterior.mean[..., 0, :], posterior.log_var[..., 0, :]
-    z = mean + jnp.exp(0.5 * log_var) * jax.random.normal(rng, mean.shape, mean.dtype)
-    logits = self.decoder.apply(params["decoder"], z)
-    return self.objective(logits, images, mean, log_var)
+    mean, log_var = self.encode(params, images)
+    return self.objective(self.decode_sample(params, mean, log_var, rng), images, mean, log_var)
 
   def objective(self, logits, images, mean, log_var):
     return beta_vae_objective(logits, images, mean, log_var, beta=self.beta)
@@ -368,6 +377,17 @@ class BetaVAE:
   def images(batch: dict) -> jax.Array:
     """uint8 frames {0..255} -> float32 in [0, 1], same shape."""
     return jnp.asarray(batch["frames"], jnp.float32) / 255.0
+
+  def encode(self, params: dict, images: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Posterior moments (mean, log_var), float32 [..., D] each, of images float32 [..., H, W, C]."""
+    posterior = self.encoder.apply(params["encoder"], images)
+    return posterior.mean[..., 0, :], posterior.log_var[..., 0, :]
+
+  def decode_sample(self, params: dict, mean: jax.Array, log_var: jax.Array,
+                    rng: jax.Array) -> jax.Array:
+    """Decoder logits [..., H, W, C] of one reparameterised sample z ~ N(mean, exp(log_var))."""
+    z = mean + jnp.exp(0.5 * log_var) * jax.random.normal(rng, mean.shape, mean.dtype)
+    return self.decoder.apply(params["decoder"], z)
 
   def representation_fn(self, params: dict, chunk: int = 512):
     """observations float [n, H, W, C] -> encoder means float32 [n, D] (numpy), jitted on

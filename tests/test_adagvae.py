@@ -1,0 +1,161 @@
+"""Ada-GVAE: the threshold rule on hand-built KL vectors, the release's variant, exact aggregated
+posteriors, the loss through the networks, the config, and a tiny end-to-end training run."""
+import json
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from experiments import adagvae_sprites
+from nlvae import models, train
+from nlvae.models import adagvae, slowvae
+
+
+def test_adaptive_threshold_on_hand_built_kl_vectors():
+  # tau = 0.5 (max + min); averaged iff delta < tau.
+  delta = jnp.array([
+      [0.0, 0.1, 5.0, 0.2, 9.9, 10.0],    # tau 5.0: 5.0 itself is kept (strict <)
+      [1.0, 1.0, 1.0, 3.0, 1.0, 1.0],     # tau 2.0: one changed factor
+      [2.0, 2.0, 2.0, 2.0, 2.0, 2.0],     # all equal: tau = delta, nothing is averaged
+      [4.0, 6.0, 7.9, 8.1, 12.0, 4.0],    # tau 8.0: the split is not at the largest gap
+  ])
+  expected = np.array([
+      [True, True, False, True, False, False],
+      [True, True, True, False, True, True],
+      [False] * 6,
+      [True, True, True, False, False, True],
+  ])
+  np.testing.assert_array_equal(adagvae.averaged_dimensions(delta), expected)
+  # The release's min-max rule agrees wherever max > min, and averages all when all are equal.
+  release = np.asarray(adagvae.averaged_dimensions(delta, "release"))
+  np.testing.assert_array_equal(release[[0, 1, 3]], expected[[0, 1, 3]])
+  assert release[2].all()
+  with pytest.raises(ValueError, match="threshold"):
+    adagvae.averaged_dimensions(delta, "median")
+
+
+def test_release_rule_matches_the_adaptive_rule_on_random_kl_vectors():
+  delta = jnp.asarray(np.random.default_rng(0).exponential(2.0, (500, 10)), jnp.float32)
+  adaptive = np.asarray(adagvae.averaged_dimensions(delta))
+  np.testing.assert_array_equal(adaptive, adagvae.averaged_dimensions(delta, "release"))
+  # Some but not all dimensions are averaged in every row; the largest KL is always kept.
+  counts = adaptive.sum(axis=1)
+  assert counts.min() >= 1 and counts.max() <= 9
+  assert not adaptive[np.arange(500), np.argmax(np.asarray(delta), axis=1)].any()
+
+
+def random_moments(seed, num_pairs=7, dim=5):
+  rng = np.random.default_rng(seed)
+  return rng.normal(0, 1.5, (num_pairs, 2, dim)), rng.uniform(-4, 1, (num_pairs, 2, dim))
+
+
+def test_per_dimension_kl_is_the_univariate_gaussian_kl():
+  mean, log_var = random_moments(1)
+  var = np.exp(log_var)
+  expected = 0.5 * (var[:, 0] / var[:, 1] + (mean[:, 0] - mean[:, 1])**2 / var[:, 1] - 1
+                    + log_var[:, 1] - log_var[:, 0])
+  delta = adagvae.per_dimension_kl(jnp.asarray(mean, jnp.float32),
+                                   jnp.asarray(log_var, jnp.float32))
+  assert delta.shape == (7, 5)
+  np.testing.assert_allclose(delta, expected, rtol=1e-5, atol=1e-5)
+  # Identical posteriors: zero KL.
+  same = jnp.broadcast_to(jnp.asarray(mean[:, :1], jnp.float32), (7, 2, 5))
+  np.testing.assert_allclose(adagvae.per_dimension_kl(same, jnp.zeros_like(same)), 0, atol=1e-6)
+
+
+@pytest.mark.parametrize("aggregation", ["gvae", "mlvae"])
+def test_averaged_posterior_is_exact(aggregation):
+  mean, log_var = random_moments(2)
+  new_mean, new_log_var, averaged = (np.asarray(a) for a in adagvae.adaptive_posterior(
+      jnp.asarray(mean, jnp.float32), jnp.asarray(log_var, jnp.float32),
+      aggregation=aggregation))
+  var = np.exp(log_var)
+  assert averaged.any() and not averaged.all()
+  if aggregation == "gvae":  # arithmetic means of the means and of the variances
+    shared_mean, shared_var = mean.mean(axis=1), var.mean(axis=1)
+  else:  # geometric mean of the two densities, renormalised, on a grid (float64)
+    grid = np.linspace(-12, 12, 200_001)
+    log_q = -0.5 * (grid - mean[..., None])**2 / var[..., None] - 0.5 * log_var[..., None]
+    density = np.exp(0.5 * (log_q[:, 0] + log_q[:, 1]))
+    density /= density.sum(axis=-1, keepdims=True)
+    shared_mean = (density * grid).sum(axis=-1)
+    shared_var = (density * (grid - shared_mean[..., None])**2).sum(axis=-1)
+  for frame in range(2):
+    np.testing.assert_allclose(new_mean[:, frame][averaged], shared_mean[averaged],
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.exp(new_log_var[:, frame][averaged]), shared_var[averaged],
+                               rtol=1e-4)
+    # Every other dimension keeps its frame's own posterior, bit for bit.
+    np.testing.assert_array_equal(new_mean[:, frame][~averaged],
+                                  mean[:, frame].astype(np.float32)[~averaged])
+    np.testing.assert_array_equal(new_log_var[:, frame][~averaged],
+                                  log_var[:, frame].astype(np.float32)[~averaged])
+  # The averaged dimensions are exactly those below 0.5 (max + min) of the per-dimension KL.
+  delta = adagvae.per_dimension_kl(jnp.asarray(mean, jnp.float32),
+                                   jnp.asarray(log_var, jnp.float32))
+  np.testing.assert_array_equal(averaged, adagvae.averaged_dimensions(delta))
+
+
+def tiny_config(transitions="uniform"):
+  config = adagvae_sprites.get_config(transitions)
+  config.data.num_train, config.data.num_test = 32, 8
+  config.train.update(batch_size=4, num_steps=3, log_every=1, eval_every=3, checkpoint_every=3,
+                      progress_bar=False)
+  config.model.update(eval_metrics="mcc", traversal_steps=3, traversal_examples=2)
+  return config
+
+
+def test_loss_through_the_networks_and_gradients_of_the_shared_posterior():
+  config = tiny_config()
+  data, _, info = slowvae.load_sprites(config.data)
+  model = models.build(config.model, info)
+  assert isinstance(model, adagvae.AdaGVAE) and model.beta == 1.0
+  batch = {"frames": jnp.asarray(data["frames"][:4])}
+  params = model.init(jax.random.PRNGKey(0), batch)
+
+  @jax.jit
+  def loss_by_model_and_by_hand(params, frames, key):
+    """Model.loss with its gradients, and the same loss by hand: encoder moments -> adaptive
+    posterior -> one reparameterised sample -> beta-VAE ELBO."""
+    (loss, terms), grads = jax.value_and_grad(model.loss, has_aux=True)(
+        params, {"frames": frames}, key)
+    images = frames / 255.0
+    mean, log_var, averaged = adagvae.adaptive_posterior(*model.encode(params, images))
+    logits = model.decode_sample(params, mean, log_var, key)
+    expected = slowvae.beta_vae_objective(logits, images, mean, log_var, beta=1.0)[0]
+    return loss, terms, grads, expected, jnp.mean(jnp.sum(averaged, -1))
+
+  loss, terms, grads, expected, averaged_dims = loss_by_model_and_by_hand(
+      params, batch["frames"], jax.random.PRNGKey(1))
+  np.testing.assert_allclose(loss, expected, rtol=1e-5)
+  assert terms["averaged_dims"] == pytest.approx(float(averaged_dims))
+  assert 0 < terms["averaged_dims"] < 10
+  assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
+  assert any(bool(jnp.any(g != 0)) for g in jax.tree.leaves(grads["encoder"]))
+  for bad in (dict(threshold="median"), dict(aggregation="poe")):
+    with pytest.raises(ValueError):
+      models.build(ml_collections.ConfigDict({**config.model.to_dict(), **bad}), info)
+
+
+def test_configs_and_variants():
+  for variant, transitions in (("", "laplace"), ("uniform", "uniform"), ("loc", "uniform"),
+                               ("medium", "laplace"), ("full_uniform", "uniform")):
+    config = adagvae_sprites.get_config(variant)
+    assert config.model.name == "adagvae" and config.data.transitions == transitions
+    assert config.model.threshold == "adaptive" and config.model.beta == 1.0
+    assert "gamma" not in config.model
+  full = adagvae_sprites.get_config("full")
+  assert (full.train.num_steps, full.train.learning_rate) == (300_000, 1e-4)
+
+
+def test_train_and_evaluate_smoke(tmp_path):
+  results = train.train_and_evaluate(tiny_config(), tmp_path)
+  written = json.loads((tmp_path / "eval.json").read_text())
+  assert written == pytest.approx(results)
+  assert {"mcc", "test_loss", "test_recon", "test_kl", "test_averaged_dims"} <= set(written)
+  assert 0.0 <= written["mcc"] <= 1.0 and written["num_steps"] == 3
+  assert all(np.isfinite(v) for v in written.values())
+  rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert any("train/averaged_dims" in row for row in rows)
