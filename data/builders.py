@@ -445,6 +445,17 @@ def load(name: str, split: str = "train", data_dir=None, *,
 
   Raises FileNotFoundError (with the build command) when the dataset has not been built.
   """
+  builder = _built(name, data_dir, config)
+  cls, config_name = builder.name, builder.builder_config.name
+  if split not in builder.info.splits:
+    raise ValueError(f"{cls}/{config_name} has no split {split!r}; it has "
+                     f"{', '.join(builder.info.splits)}.")
+  return builder.as_data_source(split=split)
+
+
+def _built(name: str, data_dir=None, config=None) -> tfds.core.DatasetBuilder:
+  """The read-only builder of a built dataset; FileNotFoundError (with the build command) if
+  it has not been built."""
   cls, config = _split_name(name, config)
   config_name = (cls.BUILDER_CONFIGS[0].name if config is None
                  else config if isinstance(config, str) else config.name)
@@ -454,8 +465,9 @@ def load(name: str, split: str = "train", data_dir=None, *,
     raise FileNotFoundError(
         f"{cls.name}/{config_name} is not built in {root}; build it with: python -m data.build "
         f"--dataset={cls.name} --config={config_name} --data_dir={root}")
-  builder = tfds.builder_from_directory(directory)
-  if split not in builder.info.splits:
-    raise ValueError(f"{cls.name}/{config_name} has no split {split!r}; it has "
-                     f"{', '.join(builder.info.splits)}.")
-  return builder.as_data_source(split=split)
+  return tfds.builder_from_directory(directory)
+
+
+def metadata(name: str, data_dir=None, *, config=None) -> dict:
+  """The metadata of a built dataset (physics: system, dt, generator_options)."""
+  return dict(_built(name, data_dir, config).info.metadata)

@@ -49,7 +49,8 @@ Options (all have defaults; see `default_options(system)`):
   common    num_frames (20), image_size (32; 8..512, 32 and 64 are the intended sizes),
             channels (1 grey or 3 RGB), fps (per system), substeps (16, RK4 steps per
             frame), sensor_noise (Gaussian std in [0, 1] intensity units; 0, pulsar 0.03),
-            background ("plain" | "texture"), num_distractors (0).
+            background ("plain" | "texture" | "room"), num_distractors (0), and the camera
+            nuisances of data/camera.py (all off by default; REALISTIC_OPTIONS turns all on).
   spring    amplitude_range (0.08, 0.22) m, omega_range (4, 8) rad/s, damping_range (0, 0).
   pendulum  amplitude_range (0.3, 2.6) rad, length_range (0.5, 1.0) m, g 9.81,
             damping_range (0, 0).
@@ -109,7 +110,16 @@ INTERVENTIONS = {
 }
 
 _COMMON_DEFAULTS = {"num_frames": 20, "image_size": 32, "channels": 1, "substeps": 16,
-                    "sensor_noise": 0.0, "background": "plain", "num_distractors": 0}
+                    "sensor_noise": 0.0, "background": "plain", "num_distractors": 0,
+                    "camera_azimuth": 0.0, "camera_elevation": 0.0, "camera_jitter": 0.0,
+                    "shading": 0.0, "shadow": 0.0, "occluder": 0, "flicker": 0.0,
+                    "motion_blur": 0.0, "compression_crf": 0}
+# All the camera nuisances at once (data/camera.py): the "realistic" imaging of the robustness
+# study, like the perspective, shaded, cluttered, compressed videos of a real camera.
+REALISTIC_OPTIONS = {"camera_azimuth": 25.0, "camera_elevation": 12.0, "camera_jitter": 0.3,
+                     "shading": 0.4, "shadow": 0.5, "occluder": 1, "flicker": 0.04,
+                     "motion_blur": 0.3, "compression_crf": 23, "sensor_noise": 0.03,
+                     "background": "room", "num_distractors": 2, "channels": 3}
 _SYSTEM_DEFAULTS = {
     "spring": {"fps": 15.0, "amplitude_range": (0.08, 0.22), "omega_range": (4.0, 8.0),
                "damping_range": (0.0, 0.0)},
@@ -147,6 +157,15 @@ _SCALAR_LIMITS = {
     "g": (0.0, False, _INF, False),
     "sensor_noise": (0.0, False, 1.0, False),
     "sky_level": (0.0, False, 1.0, False),
+    "camera_azimuth": (-60.0, False, 60.0, False),
+    "camera_elevation": (-60.0, False, 60.0, False),
+    "camera_jitter": (0.0, False, 10.0, False),
+    "shading": (0.0, False, 0.9, False),
+    "shadow": (0.0, False, 1.0, False),
+    "occluder": (0, False, 1, True),
+    "flicker": (0.0, False, 0.5, False),
+    "motion_blur": (0.0, False, 1.0, False),
+    "compression_crf": (0, False, 51, True),
 }
 _MAX_REDRAW_ROUNDS = 50
 
@@ -212,8 +231,8 @@ def _check_option(system: str, name: str, value: Any, fail) -> Any:
       fail(f"channels={value!r} must be 1 (grey) or 3 (RGB)")
     return int(value)
   if name == "background":
-    if value not in ("plain", "texture"):
-      fail(f"background={value!r} must be 'plain' or 'texture'")
+    if value not in ("plain", "texture", "room"):
+      fail(f"background={value!r} must be 'plain', 'texture' or 'room'")
     return value
   if name == "profile":
     if isinstance(value, str):

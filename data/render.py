@@ -20,8 +20,11 @@ Render options (keys of the `options` dict; other keys are ignored):
   image_size      int, frame side in pixels.
   channels        1 (grey) or 3 (RGB).
   sensor_noise    std of additive Gaussian noise in intensity units ([0, 1] scale).
-  background      "plain" (black sky) or "texture" (smooth random texture, per clip).
+  background      "plain" (black sky), "texture" (smooth random texture, per clip) or "room"
+                  (texture over a checkered floor).
   num_distractors small discs drifting at constant velocity behind the objects.
+  camera_azimuth, camera_elevation, camera_jitter, shading, shadow, occluder, flicker,
+  motion_blur, compression_crf   what real cameras do: see data/camera.py.
   sky_level, num_stars   (pulsar only) sky brightness and number of faint stars.
 """
 
@@ -29,6 +32,8 @@ import dataclasses
 
 import numpy as np
 from scipy import special
+
+from data import camera
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +111,7 @@ _INKS = {
 
 # Independent random streams of a clip's render seed.
 _BACKGROUND_STREAM, _DISTRACTOR_STREAM, _NOISE_STREAM, _STAR_STREAM = 1, 2, 3, 4
+_OCCLUDER_STREAM, _FLICKER_STREAM, _JITTER_STREAM = 5, 6, 7
 _CHUNK_PIXELS = 1 << 16  # pixels per frame chunk (keeps temporaries cache resident)
 
 
@@ -244,10 +250,55 @@ def _texture(render_seed, image_size, channels, low, high):
 def _background(render_seed, options, texture_scale=1.0):
   """Background of every clip: float32 [N or 1, H, W, C] (1 when it is the same for all)."""
   size, channels = options["image_size"], options["channels"]
-  if options["background"] == "texture":
+  if options["background"] in ("texture", "room"):
     low, high = (texture_scale * v for v in TEXTURE_RANGE)
-    return _texture(render_seed, size, channels, low, high)
+    texture = _texture(render_seed, size, channels, low, high)
+    if options["background"] == "room":
+      floor, mask = camera.checker_floor(size, channels)
+      texture[:, mask] = floor[mask]
+    return texture
   return np.zeros((1, size, size, channels), np.float32)
+
+
+def _camera_effects_before_objects(image, render_seed, first, num_frames, options, draw, start,
+                                   stop):
+  """Drop shadows of the moving objects on the background (in place)."""
+  if not options["shadow"]:
+    return
+  size = options["image_size"]
+  silhouette = np.zeros_like(image)
+  draw(silhouette, start, stop)
+  mask = np.clip(silhouette.max(axis=-1, keepdims=True) / 0.3, 0, 1)
+  offset = max(1, round(0.05 * size))
+  shadow = camera.shift_image(mask, offset, offset // 2)
+  image *= 1 - np.float32(options["shadow"]) * shadow
+
+
+def _camera_effects_after_objects(image, render_seed, first, num_frames, options):
+  """Occluder, shading, flicker, motion blur, perspective and jitter (in place), for the frames of
+  whole clips first, first + 1, ... in image [n * T, S, S, C]."""
+  size, channels = options["image_size"], options["channels"]
+  seeds = render_seed[first:first + len(image) // num_frames]
+  if options["occluder"]:
+    ink = _ink("pivot", channels) * np.float32(0.8)
+    for k, seed in enumerate(seeds):
+      cover = camera.occluder_coverage(size, _clip_rng(seed, _OCCLUDER_STREAM))
+      clip = image[k * num_frames:(k + 1) * num_frames]
+      _composite(clip, np.broadcast_to(cover, clip.shape[:3]).copy(), ink)
+  if options["shading"]:
+    image *= camera.illumination(size, options["shading"])
+  if options["flicker"]:
+    gains = np.concatenate([1 + options["flicker"] * _clip_rng(seed, _FLICKER_STREAM)
+                            .standard_normal(num_frames) for seed in seeds])
+    image *= np.maximum(gains, 0.1).astype(np.float32)[:, None, None, None]
+  if options["motion_blur"]:
+    image[...] = camera.blur_in_time(image, num_frames, options["motion_blur"])
+  if options["camera_azimuth"] or options["camera_elevation"] or options["camera_jitter"]:
+    shifts = np.concatenate([options["camera_jitter"] * _clip_rng(seed, _JITTER_STREAM)
+                             .standard_normal((num_frames, 2)) for seed in seeds])
+    rows, cols = camera.plane_to_image_map(size, options["camera_azimuth"],
+                                           options["camera_elevation"], shifts)
+    image[...] = camera.bilinear(image, rows, cols)
 
 
 def _distractor_tracks(render_seed, num_frames, options):
@@ -308,7 +359,10 @@ def _render(render_seed, num_frames, options, background, draw):
       for k in range(centres.shape[1]):
         cover = _disc_coverage(centres[:, k, 0], centres[:, k, 1], DISTRACTOR_RADIUS * size, grid)
         _composite(image, cover, clip_inks[:, k, None, None, :])
+    _camera_effects_before_objects(image, render_seed, first, num_frames, options, draw,
+                                   first * num_frames, last * num_frames)
     draw(image, first * num_frames, last * num_frames)
+    _camera_effects_after_objects(image, render_seed, first, num_frames, options)
     if options["sensor_noise"] > 0:
       for clip in range(first, last):
         noise = _clip_rng(render_seed[clip], _NOISE_STREAM).standard_normal(
@@ -316,6 +370,8 @@ def _render(render_seed, num_frames, options, background, draw):
         offset = (clip - first) * num_frames
         image[offset:offset + num_frames] += np.float32(options["sensor_noise"]) * noise
     _to_uint8(image, flat[first * num_frames:last * num_frames])
+  if options["compression_crf"]:
+    frames = camera.h264_round_trip(frames, options["compression_crf"])
   return frames
 
 

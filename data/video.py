@@ -211,6 +211,23 @@ def _read_gif(path: pathlib.Path) -> np.ndarray:
   return np.stack(frames)
 
 
+def gif_frame_rate(path) -> float | None:
+  """Frames per second of a GIF (from nlvae's comment, else its shortest frame duration)."""
+  try:
+    with Image.open(path) as image:
+      comment = image.info.get("comment", b"")
+      durations = [float(frame.info.get("duration") or 0.0)
+                   for frame in ImageSequence.Iterator(image)]
+  except (OSError, ValueError, EOFError) as error:
+    raise ValueError(f"Cannot decode {path} as GIF: {error}") from error
+  comment = comment.decode(errors="ignore") if isinstance(comment, bytes) else str(comment)
+  if comment.startswith(_GIF_COMMENT_PREFIX):
+    unit = float(comment[len(_GIF_COMMENT_PREFIX):])
+  else:
+    unit = min((d for d in durations if d > 0), default=0.0)
+  return 1000.0 / unit if unit > 0 else None
+
+
 def _read_frame_folder(path: pathlib.Path) -> np.ndarray:
   files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
   if not files:
@@ -248,6 +265,26 @@ def side_by_side(*videos: np.ndarray, gap: int = 2, gap_value: int = 255) -> np.
   for video in videos[1:]:
     pieces += [spacer, video] if gap > 0 else [video]
   return np.concatenate(pieces, axis=2)
+
+
+def labelled_side_by_side(videos: list[np.ndarray], labels: list[str], *, scale: int = 1,
+                          gap: int = 2, band: int = 12) -> np.ndarray:
+  """Videos [T, H, W_i, C_i] upscaled by `scale`, side by side, each under a text label.
+
+  Returns uint8 [T, band + H * scale, sum W_i * scale + gaps, C] (white text on black).
+  """
+  from PIL import ImageDraw
+  if len(videos) != len(labels):
+    raise ValueError(f"{len(videos)} videos but {len(labels)} labels.")
+  panels = []
+  for frames, label in zip(videos, labels):
+    frames = upscale(_check_video(frames), scale)
+    header = Image.new("L", (frames.shape[2], band), 0)
+    ImageDraw.Draw(header).text((2, 0), label, fill=255)
+    header = np.broadcast_to(np.asarray(header)[None, :, :, None],
+                             (frames.shape[0], band, frames.shape[2], frames.shape[3]))
+    panels.append(np.concatenate([header, frames], axis=1))
+  return side_by_side(*panels, gap=gap)
 
 
 def resize_frames(frames: np.ndarray, height: int, width: int) -> np.ndarray:

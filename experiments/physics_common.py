@@ -7,10 +7,17 @@ Variants, comma-separated after the config path (e.g. experiments/pendulum.py:fu
   learn            learn the physical parameters named by `learnable` from a wrong start
   sequential       the exact sequential KL estimator (E_q(h) KL(q_t || p(z_t | h)))
   mixture          the seed's linearised-mixture KL estimator (KL(q_t || E_q(h) p(z_t | h)))
+  video            train on a folder of your own videos: --config.data.video_dir=FOLDER
+                   (data/user_video.py: frame rate kept as dt, whole videos held out, static
+                   background removed, truth from <stem>.<state>.npy files when present)
+  realistic        procedural data with every camera nuisance of data/camera.py at once
 Each experiment sets its own default estimator and encoder (see the README's results section for
 why the pendulum and the falling object use the sequential estimator and the keypoint encoder).
 """
+from data import physics
 from experiments import common
+
+VARIANTS = ("quick", "full", "tiny", "learn", "sequential", "mixture", "video", "realistic")
 
 
 def physics_config(arg: str, *, system: str, data_options: dict, prior: dict, interventions: dict,
@@ -30,16 +37,19 @@ def physics_config(arg: str, *, system: str, data_options: dict, prior: dict, in
     model, train: overrides of config.model and config.train defaults.
   """
   variants = set(filter(None, arg.split(",")))
-  unknown = variants - {"quick", "full", "tiny", "learn", "sequential", "mixture"}
+  unknown = variants - set(VARIANTS)
   if unknown:
-    raise ValueError(f"unknown config variant(s) {sorted(unknown)}; valid: quick, full, tiny, "
-                     "learn, sequential, mixture")
-  if {"sequential", "mixture"} <= variants:
-    raise ValueError("choose one of the variants 'sequential' and 'mixture'")
+    raise ValueError(f"unknown config variant(s) {sorted(unknown)}; valid: {', '.join(VARIANTS)}")
+  for pair in (("sequential", "mixture"), ("video", "realistic")):
+    if set(pair) <= variants:
+      raise ValueError(f"choose one of the variants {pair[0]!r} and {pair[1]!r}")
   estimator = next((v for v in ("sequential", "mixture") if v in variants), estimator)
   config = common.base_config(
+      # Every option of data.physics is listed, so that any can be overridden from the command
+      # line (--config.data.options.sensor_noise=0.05).
       data=dict(name="physics", system=system, num_train=2000, num_test=64, seed=0,
-                options=dict(num_frames=20, image_size=32, **data_options)),
+                options={**physics.default_options(system), "num_frames": 20, "image_size": 32,
+                         **data_options}),
       model=dict(
           name="physics_vae",
           prior={**dict(init_scale=1.0, learnable=[], learn_noise_scale=False), **prior},
@@ -54,12 +64,19 @@ def physics_config(arg: str, *, system: str, data_options: dict, prior: dict, in
       train={**dict(batch_size=8, num_steps=2000, learning_rate=1e-3, log_every=50,
                     eval_every=500, checkpoint_every=500), **(train or {})})
   config.model.update(model or {})
+  if "realistic" in variants:
+    config.data.options.update(physics.REALISTIC_OPTIONS)
+  if "video" in variants:
+    config.data = video_data_config(system)
   if "learn" in variants:
     config.model.prior.params.update(learnable)
     config.model.prior.learnable = sorted(learnable)
   if "full" in variants:
-    config.data.num_train, config.data.num_test = 20_000, 512
-    config.data.options.image_size = 64
+    if "video" in variants:
+      config.data.image_size = 64
+    else:
+      config.data.num_train, config.data.num_test = 20_000, 512
+      config.data.options.image_size = 64
     keypoints = config.model.encoder == "keypoints"  # (conv stride 1, conv stride 2)
     config.model.encoder_features = (32, 64) if keypoints else (32, 32, 64, 64)
     config.model.decoder_features = (64, 64, 32, 32)
@@ -67,8 +84,11 @@ def physics_config(arg: str, *, system: str, data_options: dict, prior: dict, in
     config.train.update(batch_size=64, num_steps=50_000, learning_rate=5e-4,
                         schedule="warmup_cosine", eval_every=5000, checkpoint_every=5000)
   elif "tiny" in variants:
-    config.data.num_train, config.data.num_test = 64, 16
-    config.data.options.num_frames = 8
+    if "video" in variants:
+      config.data.num_frames = 8
+    else:
+      config.data.num_train, config.data.num_test = 64, 16
+      config.data.options.num_frames = 8
     keypoints = config.model.encoder == "keypoints"
     config.model.encoder_features = (4, 8) if keypoints else (4, 8, 8)
     config.model.decoder_features = (8, 8, 4)
@@ -76,3 +96,18 @@ def physics_config(arg: str, *, system: str, data_options: dict, prior: dict, in
     config.train.update(batch_size=4, num_steps=6, log_every=2, eval_every=3, checkpoint_every=3,
                         progress_bar=False)
   return config
+
+
+def video_data_config(system: str) -> dict:
+  """config.data of the `video` variant (fields: data.user_video.IngestOptions)."""
+  return dict(name="video", system=system,
+              video_dir="",          # the folder of videos (required)
+              num_frames=20,         # T, frames per training clip
+              stride=0,              # frames between clip starts (0 = T // 4)
+              image_size=32,         # clips are resized to S x S (after the crop)
+              channels=1,            # 1 grey, 3 RGB
+              crop_box=(),           # (top, left, height, width) in input pixels; () = centre
+              background="median",   # "median": remove each video's static background; "none"
+              dt=0.0,                # seconds per frame; 0 = from the files' frame rate
+              test_fraction=0.2,     # videos held out (or the end of a single video)
+              cache_dir="")          # "" = $NLVAE_CACHE or ~/.cache/nlvae

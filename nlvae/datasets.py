@@ -11,11 +11,14 @@ import importlib
 
 import numpy as np
 
-from data import physics
+from data import physics, user_video
+from data.pipeline import stack_examples
 
 # name -> "module:function"
 LOADERS = {
     "physics": "nlvae.datasets:load_physics",
+    "video": "nlvae.datasets:load_video",
+    "tfds": "nlvae.datasets:load_tfds",
     "sprites": "nlvae.models.slowvae:load_sprites",
     "circles_static": "nlvae.models.dynamics:load_circles_static",
     "circles_dynamic": "nlvae.models.dynamics:load_circles_dynamic",
@@ -47,3 +50,58 @@ def load_physics(data_config):
   info = dict(system=data_config.system, dt=train.dt, image_shape=train.frames.shape[2:],
               num_frames=train.frames.shape[1], test_clips=test, train_params=train.params)
   return clips_to_arrays(train), clips_to_arrays(test), info
+
+
+def load_video(data_config):
+  """A folder of the user's videos (data.user_video): config fields system, video_dir,
+  num_frames, stride, image_size, channels, crop_box, background, dt, test_fraction, cache_dir.
+
+  info has test_clips = None (no re-simulation: counterfactuals are the model's alone) and
+  `video`: the ingested videos, skipped files, split kind and truth state.
+  """
+  if not data_config.video_dir:
+    raise ValueError("data.video_dir is empty; pass --config.data.video_dir=FOLDER, a folder of "
+                     "your videos (mp4, avi, mov, mkv, gif or folders of frames)")
+  options = user_video.IngestOptions(
+      system=data_config.system, num_frames=data_config.num_frames, stride=data_config.stride,
+      image_size=data_config.image_size, channels=data_config.channels,
+      crop_box=tuple(data_config.crop_box), background=data_config.background,
+      dt=float(data_config.dt), test_fraction=float(data_config.test_fraction))
+  dataset = user_video.load_folder(data_config.video_dir, options,
+                                   cache_dir=data_config.cache_dir or None)
+  train, test = dataset.train.arrays(), dataset.test.arrays()
+  info = dict(system=data_config.system, dt=dataset.dt, image_shape=train["frames"].shape[2:],
+              num_frames=train["frames"].shape[1], test_clips=None, train_params=None,
+              video=dict(videos=dataset.videos, skipped=dataset.skipped, split=dataset.split,
+                         truth=dataset.truth, test_source=dataset.test.source,
+                         test_start=dataset.test.start))
+  return train, test, info
+
+
+def load_tfds(data_config):
+  """A physics dataset built by `python -m data.build` (array_record, read without TensorFlow):
+  config fields dataset ("physics_pendulum/32_t20"), data_dir ("" = TFDS' default).
+
+  The train split stays on disk (a tfds data_source: data.pipeline.Batches reads its batches);
+  the test split is read into memory and rebuilt as Clips, so evaluation re-simulates it exactly
+  as it does procedural data.
+  """
+  from data import builders
+  name, data_dir = data_config.dataset, data_config.data_dir or None
+  if not name.startswith("physics_"):
+    raise ValueError(f"data.dataset={name!r}: the tfds input path trains the physics models; "
+                     "choose one of " + ", ".join(d for d in builders.DATASETS
+                                                  if d.startswith("physics_")))
+  train = builders.load(name, "train", data_dir)
+  test_source = builders.load(name, "test", data_dir)
+  test = stack_examples([test_source[i] for i in range(len(test_source))])
+  metadata = builders.metadata(name, data_dir)
+  options = dict(metadata["generator_options"])
+  options = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
+  clips = physics.Clips(system=metadata["system"], frames=test["frames"], latent=test["latent"],
+                        states=test["states"], params=test["params"], initial=test["initial"],
+                        dt=float(metadata["dt"]), render_seed=test["render_seed"],
+                        options=options)
+  info = dict(system=clips.system, dt=clips.dt, image_shape=clips.frames.shape[2:],
+              num_frames=clips.frames.shape[1], test_clips=clips, train_params=None)
+  return train, clips_to_arrays(clips), info

@@ -22,8 +22,13 @@ eval.json keys (all floats unless noted):
                                                  the phase error in rad, wrapped) of the model's
                                                  counterfactual latent trajectory vs truth
   intervention/<name>/latent_rmse_unintervened   the same for the unintervened rollout
-Figures: figures/latent_space.png, figures/training_curves.png, figures/reconstructions.png.
-Videos: videos/<intervention>.gif: original | model counterfactual | true counterfactual.
+  intervention/<name>/latent_rms_change          user video (no true counterfactual): RMS change
+                                                 of the rollout's latent (true units where there is
+                                                 truth) made by the intervention
+Figures: figures/latent_space.png, figures/latent_trajectories.png, figures/training_curves.png,
+figures/reconstructions.png (in colour for RGB).
+Videos: videos/<intervention>.gif, labelled: original | model counterfactual | true counterfactual
+(procedural data; user video: original | model counterfactual).
 """
 from __future__ import annotations
 
@@ -130,83 +135,145 @@ def _rollout_frames(model, params, prior, histories: np.ndarray, num_frames: int
   return np.asarray(latents), np.clip(np.asarray(frames), 0.0, 1.0)
 
 
+def check_interventions(prior: priors.ANMPrior, interventions) -> None:
+  """Raises ValueError (one line) for an intervention that names no parameter of the prior."""
+  for name, spec in interventions.items():
+    try:
+      _prior_intervention(None, prior, dict(spec))
+    except ValueError as error:
+      raise ValueError(f"model.interventions.{name}: {error}") from None
+
+
+def _clip_subset(clips: physics.Clips, n: int) -> physics.Clips:
+  return physics.Clips(**{**clips.__dict__,
+                          "frames": clips.frames[:n], "latent": clips.latent[:n],
+                          "states": {k: v[:n] for k, v in clips.states.items()},
+                          "params": {k: v[:n] for k, v in clips.params.items()},
+                          "initial": {k: v[:n] for k, v in clips.initial.items()},
+                          "render_seed": clips.render_seed[:n]})
+
+
 def evaluate(model, params, data, workdir, rng, num_counterfactual_clips: int = 8) -> dict:
+  """Scores, counterfactuals, figures and videos; see the module docstring.
+
+  data["info"]["test_clips"] is the procedural Clips of the test split (re-simulated for true
+  counterfactuals) or None (user video: counterfactuals are the model's alone, and the latent is
+  scored only where data["test"] has a "latent" truth array).
+  """
   del rng
   workdir = pathlib.Path(workdir)
   (workdir / "figures").mkdir(exist_ok=True)
   (workdir / "videos").mkdir(exist_ok=True)
   info, test = data["info"], data["test"]
-  system, clips = info["system"], info["test_clips"]
+  system, clips = info["system"], info.get("test_clips")
+  truth = test.get("latent")
   means, _ = _encode_all(model, params, test["frames"])
   physical = means[..., :model.num_physical]
   prior = model.current_prior(params)
-  brightness_map = None
+  results, brightness_map, (slope, intercept) = {}, None, (1.0, 0.0)
   if system == "pulsar":  # the phase through the prior; the encoder's own u is scored as well
-    encoder_scores, _ = latent_scores(system, physical, test["latent"])
+    encoder_physical = physical
     physical, brightness_map = pulsar_inferred_latents(prior, physical)
-  results, (slope, intercept) = latent_scores(system, physical, test["latent"])
-  if system == "pulsar":
-    results["latent/encoder_circular_correlation"] = encoder_scores["latent/circular_correlation"]
+  if truth is not None:
+    results, (slope, intercept) = latent_scores(system, physical, truth)
+    if system == "pulsar":
+      results["latent/encoder_circular_correlation"] = latent_scores(
+          system, encoder_physical, truth)[0]["latent/circular_correlation"]
+  if system == "pulsar" and clips is not None:
     results["latent/brightness_abs_pearson_r"] = abs(float(np.corrcoef(
         physical[..., 2].ravel(), clips.states["brightness"].ravel())[0, 1]))
 
   for name, value in params["prior"].items():
     results[f"params/{name}"] = float(value)
-    if name in clips.params:
+    if clips is not None and name in clips.params:
       results[f"params/{name}_true"] = float(np.mean(clips.params[name]))
   if "prior_log_noise_scale" in params:
     results["params/noise_scale"] = float(np.mean(prior.noise_scale))
 
+  if "video" in info:
+    results.update({"data/dt": float(info["dt"]), "data/num_test_clips": len(test["frames"]),
+                    "data/num_train_clips": len(data["train"]["frames"]),
+                    "data/num_videos": len(info["video"]["videos"]),
+                    "data/num_skipped": len(info["video"]["skipped"])})
   n = min(num_counterfactual_clips, len(test["frames"]))
-  subset = physics.Clips(**{**clips.__dict__,
-                            "frames": clips.frames[:n], "latent": clips.latent[:n],
-                            "states": {k: v[:n] for k, v in clips.states.items()},
-                            "params": {k: v[:n] for k, v in clips.params.items()},
-                            "initial": {k: v[:n] for k, v in clips.initial.items()},
-                            "render_seed": clips.render_seed[:n]})
   histories = physical[:n, :prior.order]
   num_frames = test["frames"].shape[1]
   if brightness_map is not None:
     brightness_map = tuple(x[:n] for x in brightness_map)
   base_latents, base_frames = _rollout_frames(model, params, prior, histories, num_frames,
                                               brightness_map)
-  first_cf = None
-  def latent_rmse(latents, truth):  # true units; the pulsar's phase error wrapped to [-pi, pi)
+  subset = _clip_subset(clips, n) if clips is not None else None
+
+  def latent_rmse(latents, target):  # true units; the pulsar's phase error wrapped to [-pi, pi)
     if system == "pulsar":
-      error = np.angle(np.exp(1j * (np.arctan2(latents[..., 1], latents[..., 0]) - truth)))
+      error = np.angle(np.exp(1j * (np.arctan2(latents[..., 1], latents[..., 0]) - target)))
     else:
-      error = slope * latents[..., -1] + intercept - truth
+      error = slope * latents[..., -1] + intercept - target
     return float(np.sqrt(np.mean(error**2)))
 
+  first_cf = None
+  originals = test["frames"][:n]
   for name, spec in model.config.interventions.items():
     spec = dict(spec)
-    true_cf = physics.resimulate(subset, **spec)
     cf_prior, scale = _prior_intervention(model, prior, spec)
     cf_latents, cf_frames = _rollout_frames(model, params, cf_prior, histories * scale, num_frames,
                                             brightness_map)
-    target = true_cf.frames.astype(np.float32) / 255.0
     key = f"intervention/{name}"
-    results[f"{key}/pixel_mse_counterfactual"] = float(np.mean((cf_frames - target)**2))
-    results[f"{key}/pixel_mse_unintervened"] = float(np.mean((base_frames - target)**2))
-    results[f"{key}/latent_rmse_counterfactual"] = latent_rmse(cf_latents, true_cf.latent)
-    results[f"{key}/latent_rmse_unintervened"] = latent_rmse(base_latents, true_cf.latent)
-    rows = [video.side_by_side(subset.frames[i], _to_uint8(cf_frames[i]), true_cf.frames[i])
+    panels = [originals, video.to_uint8(cf_frames)]
+    labels = ["original", f"model: {name}"]
+    if subset is not None:
+      true_cf = physics.resimulate(subset, **spec)
+      target = true_cf.frames.astype(np.float32) / 255.0
+      results[f"{key}/pixel_mse_counterfactual"] = float(np.mean((cf_frames - target)**2))
+      results[f"{key}/pixel_mse_unintervened"] = float(np.mean((base_frames - target)**2))
+      results[f"{key}/latent_rmse_counterfactual"] = latent_rmse(cf_latents, true_cf.latent)
+      results[f"{key}/latent_rmse_unintervened"] = latent_rmse(base_latents, true_cf.latent)
+      panels.append(true_cf.frames)
+      labels.append("true")
+    else:  # no true counterfactual: how far the intervention moved the model's own rollout
+      results[f"{key}/latent_rms_change"] = float(np.sqrt(np.mean(
+          (slope * (cf_latents - base_latents)[..., -1])**2)))
+    rows = [video.labelled_side_by_side([p[i] for p in panels], labels, scale=3)
             for i in range(min(4, n))]
     video.write_video(workdir / "videos" / f"{name}.gif", np.concatenate(rows, axis=1),
-                      fps=8, scale=3)
+                      fps=min(25.0, 1.0 / float(info["dt"])))
     if first_cf is None:
       first_cf = (name, cf_prior, histories * scale)
 
   _plot_latent_space(workdir / "figures" / "latent_space.png", model, prior, physical, histories,
                      first_cf, num_frames, float(info["dt"]))
+  _plot_latent_trajectories(workdir / "figures" / "latent_trajectories.png", physical,
+                            truth, (slope, intercept), float(info["dt"]),
+                            physics.LATENTS[system])
   _plot_training_curves(workdir / "figures" / "training_curves.png", workdir)
   recon = np.asarray(model.decode(params, jnp.asarray(means[:1])))[0]
   _plot_reconstructions(workdir / "figures" / "reconstructions.png", test["frames"][0], recon)
   return results
 
 
-def _to_uint8(frames: np.ndarray) -> np.ndarray:
-  return np.round(np.clip(frames, 0, 1) * 255).astype(np.uint8)
+def _plot_latent_trajectories(path, physical, truth, affine, dt, state, num_clips=4):
+  """The physical latent of a few held-out clips against time (mapped to true units through the
+  affine fit, beside the truth) when there is truth; the raw latent otherwise."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  slope, intercept = affine
+  num = min(num_clips, len(physical))
+  time = np.arange(physical.shape[1]) * dt
+  fig, axes = plt.subplots(1, num, figsize=(3.2 * num, 2.8), squeeze=False)
+  for i, ax in enumerate(axes[0]):
+    if truth is not None:
+      ax.plot(time, slope * physical[i, :, -1] + intercept, label="latent (affine fit)")
+      ax.plot(time, truth[i], "--", label=f"true {state}")
+    else:
+      ax.plot(time, physical[i, :, -1], label="latent")
+    ax.set_xlabel("time (s)")
+    ax.set_title(f"held-out clip {i}", fontsize=9)
+  axes[0, 0].set_ylabel(state if truth is not None else "latent")
+  axes[0, 0].legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
 
 
 def _plot_latent_space(path, model, prior, physical, histories, intervened, num_frames, dt):
@@ -267,8 +334,12 @@ def _plot_reconstructions(path, frames, recon):
   num = min(10, len(frames))
   fig, axes = plt.subplots(2, num, figsize=(num, 2.2))
   for i in range(num):
-    axes[0, i].imshow(frames[i, ..., 0], cmap="gray", vmin=0, vmax=255)
-    axes[1, i].imshow(recon[i, ..., 0], cmap="gray", vmin=0, vmax=1)
+    if frames.shape[-1] == 3:  # colour frames are drawn in colour
+      axes[0, i].imshow(frames[i])
+      axes[1, i].imshow(np.clip(recon[i], 0, 1))
+    else:
+      axes[0, i].imshow(frames[i, ..., 0], cmap="gray", vmin=0, vmax=255)
+      axes[1, i].imshow(recon[i, ..., 0], cmap="gray", vmin=0, vmax=1)
     axes[0, i].axis("off")
     axes[1, i].axis("off")
   axes[0, 0].set_title("data", fontsize=8, loc="left")

@@ -57,6 +57,7 @@ class PhysicsVAE:
     self.config = model_config
     self.info = data_info
     self.prior = build_prior(model_config, float(data_info["dt"]))
+    physics_eval.check_interventions(self.prior, model_config.interventions)  # before training
     self.num_physical = self.prior.latent_dim
     self.latent_dim = self.num_physical + model_config.free_latents
     if model_config.context_frames % 2 != 1:
