@@ -1,5 +1,6 @@
 """Ada-GVAE: the threshold rule on hand-built KL vectors, the release's variant, exact aggregated
-posteriors, the loss through the networks, the config, and a tiny end-to-end training run."""
+posteriors, the loss through the networks, the config, and a tiny end-to-end training run (through
+experiments/slowvae_curves.py, whose plan is tested here too)."""
 import json
 
 import jax
@@ -8,8 +9,10 @@ import ml_collections
 import numpy as np
 import pytest
 
+from data import sprites
 from experiments import adagvae_sprites
-from nlvae import models, train
+from experiments import slowvae_curves as curves
+from nlvae import models
 from nlvae.models import adagvae, slowvae
 
 
@@ -150,12 +153,45 @@ def test_configs_and_variants():
   assert (full.train.num_steps, full.train.learning_rate) == (300_000, 1e-4)
 
 
-def test_train_and_evaluate_smoke(tmp_path):
-  results = train.train_and_evaluate(tiny_config(), tmp_path)
-  written = json.loads((tmp_path / "eval.json").read_text())
-  assert written == pytest.approx(results)
-  assert {"mcc", "test_loss", "test_recon", "test_kl", "test_averaged_dims"} <= set(written)
-  assert 0.0 <= written["mcc"] <= 1.0 and written["num_steps"] == 3
-  assert all(np.isfinite(v) for v in written.values())
-  rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-  assert any("train/averaged_dims" in row for row in rows)
+def test_curves_plan():
+  steps = curves.log_spaced_steps(100, 25_000, 9)
+  assert len(steps) == 9 and (steps[0], steps[-1]) == (100, 25_000)
+  np.testing.assert_allclose(np.diff(np.log(steps)), np.log(250) / 8, rtol=0.01)
+  assert curves.log_spaced_steps(1, 3, 5) == [1, 2, 3] and curves.log_spaced_steps(5, 5, 3) == [5]
+  runs = curves.make_runs(["slowvae", "adagvae"], ["lap", "uniform", "loc"])
+  assert [r.name for r in runs] == ["slowvae_laplace", "slowvae_uniform", "adagvae_laplace",
+                                    "adagvae_uniform"]
+  for bad in ((["vae"], ["laplace"]), (["slowvae"], ["brownian"]), (["slowvae"], [])):
+    with pytest.raises(ValueError):
+      curves.make_runs(*bad)
+  config = curves.run_config(runs[0], 25_000, seed=3)
+  assert (config.train.num_steps, config.train.schedule, config.seed) == (25_000, "warmup_cosine",
+                                                                          3)
+  assert config.train.warmup_steps == 500 and curves.run_config(runs[0], 1000, 0).train.warmup_steps == 100
+
+
+def test_tiny_training_run_through_the_curves_script(tmp_path):
+  # Ada-GVAE trained end to end (nlvae.train) for 3 steps, stopped and evaluated at steps 1 and 3;
+  # the last stop is the run's own eval.json.
+  run = curves.Run("adagvae", "uniform")
+  tiny = dict(data=dict(num_train=16, num_test=8), train=dict(batch_size=4, log_every=1),
+              model=dict(eval_metrics="mcc", traversal_steps=2, traversal_examples=1))
+  logged = []
+  rows = curves.run_curves(tmp_path, [run], [1, 3], overrides=tiny, log=logged.append)
+  assert [r["step"] for r in rows] == [1, 3] and len(logged) == 2
+  for row in rows:
+    assert 0 <= row["mcc"] <= 1
+    assert {f"mcc_factor/{name}" for name in sprites.FACTOR_NAMES} <= set(row)
+  run_dir = tmp_path / "adagvae_uniform"
+  written = json.loads((run_dir / "eval.json").read_text())
+  assert written["num_steps"] == 3 and rows[1]["mcc"] == written["mcc"]
+  assert "test_recon" in rows[1] and "test_recon" not in rows[0]
+  assert np.isfinite(written["test_loss"]) and 0 < written["test_averaged_dims"] < 10
+  assert 0 < rows[0]["train_s"] < rows[1]["train_s"] <= rows[1]["wall_s"]
+  metrics_rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+  assert [r["step"] for r in metrics_rows if "train/averaged_dims" in r] == [1, 2, 3]
+  assert (tmp_path / "curves.png").stat().st_size > 0
+  assert "| 3 |" in (tmp_path / "curves.md").read_text()
+  # Rerunning reads the rows back instead of training again.
+  assert curves.run_curves(tmp_path, [run], [1, 3], overrides=tiny, log=logged.append) == rows
+  assert len(logged) == 2

@@ -325,3 +325,4 @@ def test_train_and_evaluate_smoke(tmp_path):
   assert traversal.shape == (6, 10 * 66 - 2, 2 * 66 - 2, 1)
   rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   assert any("train/laplace_kl" in row for row in rows)
+
