@@ -140,7 +140,7 @@ def matmul_gflops(seconds: float, size: int) -> float:
 
 def benchmark_models(models: dict, batch: int, *, repeats: int = 5, warmup: int = 1,
                      steps_per_call: int = 1, matmul_size: int = 2048, seed: int = 0,
-                     profile: bool = False) -> dict:
+                     profile: bool = False, side_by_side: dict | None = None) -> dict:
   """Times the training step of every (encoder, decoder) in ``models`` and a float32 matmul.
 
   Args:
@@ -151,16 +151,27 @@ def benchmark_models(models: dict, batch: int, *, repeats: int = 5, warmup: int 
     steps_per_call: training steps per jitted call (``make_train_step``'s n).
     matmul_size: side of the square matmul that sets the ceiling.
     profile: also add each model's ``profile_ops`` (after the timed rounds) as row["profile"].
+    side_by_side: name -> (model name, factory): more steps timed in the same rounds, e.g. the
+      same network in another framework (experiments.bench_torch). ``factory(images, noise,
+      params)`` gets that model's first-call data as numpy ([B, H, W, C], [B, D]) and its initial
+      parameters (numpy pytree) and returns a step: ``step()`` runs one training step and returns
+      its loss (a float, after the step finished); attributes ``num_params``, ``initial_loss``
+      (before any step), ``compile_s``, optional ``info`` (dict). Its row has the model's
+      ``model_gflop_per_step`` and the same keys; the model's row gets ``initial_loss`` too (its
+      vae_loss on the same parameters and data) and ``steps_per_call`` must be 1.
   Returns:
     {"batch", "steps_per_call", "matmul_gflops_per_s" (median over the rounds), "models": name ->
-    {"median_step_ms", "min_step_ms", "images_per_s", "model_gflop_per_step", "gflops_per_s",
-    "fraction_of_matmul" (gflops_per_s / matmul_gflops_per_s), "fraction_of_matmul_per_round"
+    {"median_step_ms", "min_step_ms", "step_ms_per_round", "images_per_s",
+    "model_gflop_per_step", "gflops_per_s", "fraction_of_matmul" (gflops_per_s / matmul_gflops_per_s), "fraction_of_matmul_per_round"
     (median over the rounds of the same ratio within a round), "compile_s" (compilation and the
     first call), "num_params", "loss"}}. Step times are per training step (call time / n).
   """
   rng = np.random.default_rng(seed)
   key = jax.random.key(seed, impl='rbg')  # compiles faster than threefry; values are irrelevant
-  calls, rows = {}, {}
+  side_by_side = side_by_side or {}
+  if side_by_side and steps_per_call != 1:
+    raise ValueError('side_by_side steps are timed one step per call: use steps_per_call=1')
+  calls, rows, others = {}, {}, {}
   for name, (encoder, decoder) in models.items():
     shape = (steps_per_call, batch) + tuple(decoder.image_shape)
     images = jnp.asarray(rng.uniform(size=shape) > 0.7, jnp.float32)
@@ -170,6 +181,18 @@ def benchmark_models(models: dict, batch: int, *, repeats: int = 5, warmup: int 
               'decoder': jax.jit(decoder.init)(key, noise[0])}
     tx = optax.adam(1e-4)
     step = make_train_step(encoder, decoder, tx)
+    for other, (base, factory) in side_by_side.items():
+      if base == name:  # before the first call donates params
+        numpy_params = jax.tree_util.tree_map(np.asarray, params)
+        others[other] = factory(np.asarray(images[0]), np.asarray(noise[0]), numpy_params)
+        rows.setdefault(name, {})
+        rows[other] = {'compile_s': others[other].compile_s,
+                       'num_params': others[other].num_params,
+                       'initial_loss': others[other].initial_loss,
+                       'info': dict(getattr(others[other], 'info', {}))}
+        rows.setdefault(name, {})['initial_loss'] = float(jax.jit(
+            lambda p, i, n, e=encoder, d=decoder: vae_loss(e, d, p, i, n))(
+                params, images[0], noise[0]))
     state = {'params': params, 'opt_state': tx.init(params)}
 
     def call(step=step, state=state, images=images, noise=noise):
@@ -177,12 +200,21 @@ def benchmark_models(models: dict, batch: int, *, repeats: int = 5, warmup: int 
                                                          images, noise)
       return losses
 
-    rows[name] = {'compile_s': time_call(call), 'num_params': networks.num_params(params),
-                  'model_gflop_per_step': 3 * forward_flops(encoder, decoder, batch) / 1e9}
+    num = networks.num_params(params)
+    rows.setdefault(name, {}).update(
+        compile_s=time_call(call), num_params=num,
+        model_gflop_per_step=3 * forward_flops(encoder, decoder, batch) / 1e9)
     for _ in range(warmup):
       time_call(call)
     rows[name]['loss'] = float(call()[-1])
     calls[name] = call
+    for other, (base, _) in side_by_side.items():
+      if base == name:
+        rows[other]['model_gflop_per_step'] = rows[name]['model_gflop_per_step']
+        for _ in range(warmup):
+          others[other]()
+        rows[other]['loss'] = float(others[other]())
+        calls[other] = others[other]
   a = jnp.asarray(rng.standard_normal((matmul_size, matmul_size)), jnp.float32)
   matmul = jax.jit(jnp.dot)
   calls['matmul'] = lambda: matmul(a, a)
@@ -200,10 +232,11 @@ def benchmark_models(models: dict, batch: int, *, repeats: int = 5, warmup: int 
     per_round = [rows[name]['model_gflop_per_step'] / step / matmul_gflops(m, matmul_size)
                  for step, m in zip(step_s, matmul_s)]
     rows[name].update(median_step_ms=1e3 * median, min_step_ms=1e3 * min(step_s),
+                      step_ms_per_round=[1e3 * t for t in step_s],
                       images_per_s=batch / median, gflops_per_s=gflops,
                       fraction_of_matmul=gflops / ceiling,
                       fraction_of_matmul_per_round=statistics.median(per_round))
-    if profile:
+    if profile and name in models:
       rows[name]['profile'] = profile_ops(calls[name])
   return {'batch': batch, 'steps_per_call': steps_per_call, 'matmul_size': matmul_size,
           'matmul_gflops_per_s': ceiling, 'models': rows}

@@ -16,6 +16,11 @@ Sub-benchmarks (all by default; every result goes into the JSON):
             batch of 16 clips of a pendulum prior) against K = 32..512 (components), S = 16..256
             (samples), T = 10..160 (frames) and D = 1..8 (latent size, a linear-extrapolation
             prior), with fitted log-log scaling exponents; and the vmapped form against a plain Python loop over K = 64 components.
+  pytorch   the SlowVAE training step of nlvae (as in networks) against the same network, loss and
+            optimizer in PyTorch (experiments/bench_torch.py; the optional `bench` extra, skipped
+            without torch), from the same parameters and data, in alternating rounds with the f32
+            matmul, at the same batches: images/s of both, their ratio and both as fractions of
+            the same-run matmul ceiling (--torch_threads=2, --torch_process=child|same).
   data      frames per second of each physics generator against the frames per second the quick
             config's training step consumes.
   compile   compile time of the training step (nlvae.train.make_train_step on the spring quick
@@ -40,11 +45,16 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-SUB_BENCHMARKS = ("networks", "kl", "data", "compile")
+SUB_BENCHMARKS = ("networks", "pytorch", "kl", "data", "compile")
 _ONLY = flags.DEFINE_list("only", list(SUB_BENCHMARKS), "Sub-benchmarks to run.")
 _JSON = flags.DEFINE_string("json", None, "Also write the results to this JSON file.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed calls per point (median is reported).")
 _BATCHES = flags.DEFINE_list("batches", ["64", "256"], "Images per step for --only=networks.")
+_TORCH_THREADS = flags.DEFINE_integer(
+    "torch_threads", 2, "--only=pytorch: torch.set_num_threads of the PyTorch step (CPU).")
+_TORCH_PROCESS = flags.DEFINE_enum(
+    "torch_process", "child", ["child", "same"], "--only=pytorch: run the PyTorch step in a child "
+    "process (its OpenMP threads apart from XLA's thread pool) or in this process.")
 _XLA_DEFAULTS = flags.DEFINE_bool(
     "xla_defaults", False, "Run with XLA:CPU's default flags, without nlvae.xla_cpu.FAST_FLAGS.")
 _MATMUL_CHILD = flags.DEFINE_bool(
@@ -227,6 +237,72 @@ def networks_benchmark(repeats: int, batches) -> dict:
   return results
 
 
+def pytorch_benchmark(repeats: int, batches, threads: int = 2, process: str = "child",
+                      image_size: int = 64, tolerance: float = 1e-4,
+                      matmul_size: int = 2048) -> dict:
+  """nlvae's SlowVAE step against the same network in PyTorch (experiments.bench_torch), timed in
+  the same alternating rounds as the f32 matmul (bench_networks.benchmark_models, side_by_side).
+
+  Both start from the same parameters (nlvae's, copied into the torch module) and data; raises if
+  either network does not have bench_torch.SLOWVAE_NUM_PARAMS parameters (at image_size 64) or if
+  their initial losses differ by more than ``tolerance`` (relative). Returns {"skipped": why} when
+  torch is not installed (the ``bench`` extra), else per batch the benchmark_models result plus
+  "nlvae_over_pytorch" (ratio of images/s: of the medians, "per_round": median over rounds of the
+  ratio within a round, "best": of the fastest rounds) and "initial_loss_relative_difference".
+  """
+  try:
+    from experiments import bench_torch
+  except ImportError as error:
+    print(f"pytorch: skipped ({error}; pip install -e '.[bench]')", flush=True)
+    return {"skipped": f"torch is not installed ({error})"}
+  from experiments import bench_networks
+  from nlvae import networks
+  device = "cuda" if jax.default_backend() == "gpu" else "cpu"
+  step_class = bench_torch.TorchWorker if process == "child" else bench_torch.TorchSlowVAEStep
+  steps = []
+
+  def factory(images, noise, params):
+    steps.append(step_class(images, noise, params=params, threads=threads, device=device))
+    return steps[-1]
+
+  model = (networks.slowvae_encoder(10), networks.slowvae_decoder(1, image_size))
+  results = {"torch_process": process, "torch_threads": threads, "torch_device": device}
+  for batch in batches:
+    try:
+      result = bench_networks.benchmark_models(
+          {"nlvae": model}, int(batch), repeats=repeats, matmul_size=matmul_size,
+          side_by_side={"pytorch": ("nlvae", factory)})
+    finally:
+      for step in steps:
+        if hasattr(step, "close"):
+          step.close()
+      steps.clear()
+    nl, pt = result["models"]["nlvae"], result["models"]["pytorch"]
+    if image_size == 64 and not nl["num_params"] == pt["num_params"] == \
+        bench_torch.SLOWVAE_NUM_PARAMS:
+      raise RuntimeError(f"parameter counts: nlvae {nl['num_params']}, PyTorch "
+                         f"{pt['num_params']}, expected {bench_torch.SLOWVAE_NUM_PARAMS}")
+    difference = abs(nl["initial_loss"] - pt["initial_loss"]) / abs(nl["initial_loss"])
+    if not difference <= tolerance:
+      raise RuntimeError(f"initial losses differ: nlvae {nl['initial_loss']}, PyTorch "
+                         f"{pt['initial_loss']}")
+    per_round = [p / n for n, p in zip(nl["step_ms_per_round"], pt["step_ms_per_round"])]
+    result["nlvae_over_pytorch"] = dict(
+        median=nl["images_per_s"] / pt["images_per_s"], per_round=float(np.median(per_round)),
+        best=pt["min_step_ms"] / nl["min_step_ms"])
+    result["initial_loss_relative_difference"] = difference
+    results[f"batch_{batch}"] = result
+    bench_networks.print_table(result, f"SlowVAE: nlvae vs PyTorch ({device}, torch "
+                                       f"{pt['info'].get('torch')}, {threads} threads, {process} "
+                                       f"process; XLA_FLAGS='{os.environ.get('XLA_FLAGS', '')}')")
+    ratio = result["nlvae_over_pytorch"]
+    print(f"  nlvae / PyTorch images/s: {ratio['median']:.2f}x (medians), {ratio['per_round']:.2f}x "
+          f"(median of the rounds' ratios), {ratio['best']:.2f}x (fastest rounds); initial losses "
+          f"{nl['initial_loss']:.4f} vs {pt['initial_loss']:.4f}; torch matmul "
+          f"{pt['info'].get('matmul_gflops_per_s', float('nan')):.1f} GFLOP/s", flush=True)
+  return results
+
+
 def compile_child(cache_dir: str) -> dict:
   """Seconds to lower and to compile each training step with the persistent cache `cache_dir`,
   and the loss of one call of the compiled step (the same whether compiled or loaded)."""
@@ -297,6 +373,8 @@ def main(argv):
     raise app.UsageError(f"--only: unknown {sorted(unknown)}; valid: {', '.join(SUB_BENCHMARKS)}")
   results = {"device": str(jax.devices()[0]), "date": time.strftime("%Y-%m-%d")}
   runners = {"networks": lambda: networks_benchmark(_REPEATS.value, _BATCHES.value),
+             "pytorch": lambda: pytorch_benchmark(_REPEATS.value, _BATCHES.value,
+                                                  _TORCH_THREADS.value, _TORCH_PROCESS.value),
              "kl": lambda: kl_benchmark(_REPEATS.value),
              "data": lambda: data_benchmark(_REPEATS.value),
              "compile": compile_benchmark}
