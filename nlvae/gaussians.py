@@ -60,11 +60,16 @@ def cholesky(cov: jax.Array) -> jax.Array:
   return jnp.linalg.cholesky(0.5 * (cov + jnp.swapaxes(cov, -1, -2)))
 
 
-def gaussian_log_prob(x: jax.Array, gaussian: Gaussian) -> jax.Array:
-  """log N(x; mean, cov). x: [..., D] (broadcast against the Gaussian). Returns [...]."""
+def gaussian_log_prob(x: jax.Array, gaussian: Gaussian, offset: jax.Array | None = None) -> jax.Array:
+  """log N(x + offset; mean, cov). x, offset: [..., D] (broadcast against the Gaussian). Returns [...].
+
+  The difference to the mean is formed as (x - mean) + offset, so a point written as a large
+  anchor plus a small offset (a sample mean + L eps) keeps the offset's precision: in float32,
+  1e4 + 1e-4 eps would round to the float32 grid (spacing 1e-3) before the density saw it.
+  """
   mean, cov = gaussian
+  diff = x - mean if offset is None else (x - mean) + offset
   chol = cholesky(cov)
-  diff = x - mean
   chol, diff = jnp.broadcast_arrays(chol, diff[..., None])
   whitened = jax.scipy.linalg.solve_triangular(chol, diff, lower=True)[..., 0]
   log_det = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
@@ -77,29 +82,44 @@ def diag_gaussian_log_prob(x: jax.Array, mean: jax.Array, var: jax.Array) -> jax
   return -0.5 * jnp.sum(_LOG_2PI + jnp.log(var) + (x - mean)**2 / var, axis=-1)
 
 
-def mixture_log_prob(x: jax.Array, mixture: GaussianMixture) -> jax.Array:
-  """log sum_k w_k N(x; m_k, C_k), computed with a log-sum-exp. x: [..., D] -> [...]."""
+def mixture_log_prob(x: jax.Array, mixture: GaussianMixture,
+                     offset: jax.Array | None = None) -> jax.Array:
+  """log sum_k w_k N(x + offset; m_k, C_k), with a log-sum-exp over the K components.
+
+  x, offset: [..., D], broadcast against the mixture's batch axes [...]. Returns [...].
+  `offset` (optional) is added after subtracting each mean, see `gaussian_log_prob`.
+  """
+  offset = None if offset is None else offset[..., None, :]
   component_log_probs = gaussian_log_prob(x[..., None, :],
-                                          Gaussian(mixture.means, mixture.covs))
+                                          Gaussian(mixture.means, mixture.covs), offset)
   return jax.nn.logsumexp(mixture.log_weights + component_log_probs, axis=-1)
+
+
+def standard_normal_offsets(key: jax.Array, gaussian: Gaussian, num_samples: int) -> jax.Array:
+  """Reparameterised offsets L eps from the mean, eps ~ N(0, I): [num_samples, ..., D].
+
+  A sample is mean + offset; keeping the two apart lets log-densities stay exact when the mean is
+  large and the spread small (see `gaussian_log_prob`).
+  """
+  mean, cov = gaussian
+  eps = jax.random.normal(key, (num_samples,) + mean.shape, mean.dtype)
+  return jnp.einsum("...ij,s...j->s...i", cholesky(cov), eps)
 
 
 def sample_gaussian(key: jax.Array, gaussian: Gaussian, num_samples: int) -> jax.Array:
   """Reparameterised samples mean + L eps. Gaussian [..., D] -> [num_samples, ..., D]."""
-  mean, cov = gaussian
-  eps = jax.random.normal(key, (num_samples,) + mean.shape, mean.dtype)
-  return mean + jnp.einsum("...ij,s...j->s...i", cholesky(cov), eps)
+  return gaussian.mean + standard_normal_offsets(key, gaussian, num_samples)
 
 
 def sample_mixture_components(key: jax.Array, mixture: GaussianMixture,
-                              samples_per_component: int) -> jax.Array:
-  """Stratified, reparameterised samples: `samples_per_component` from every component.
+                              num_samples: int) -> jax.Array:
+  """Stratified, reparameterised samples: `num_samples` from every component.
 
-  Returns [samples_per_component, ..., K, D]. Weighting the per-component averages by w_k gives
-  unbiased expectations under the mixture with gradients through every mean and covariance (no
-  discrete component draw).
+  Returns [num_samples, ..., K, D]. Weighting the per-component averages by w_k gives unbiased
+  expectations under the mixture with gradients through every mean and covariance (no discrete
+  component draw).
   """
-  return sample_gaussian(key, Gaussian(mixture.means, mixture.covs), samples_per_component)
+  return sample_gaussian(key, Gaussian(mixture.means, mixture.covs), num_samples)
 
 
 def sample_mixture(key: jax.Array, mixture: GaussianMixture, num_samples: int) -> jax.Array:

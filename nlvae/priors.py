@@ -12,7 +12,29 @@ Typical use (see README "Using nlvae.priors in your own JAX code"):
   kl_per_frame = priors.sequence_kl(prior, q_mean, q_var, key)                  # [T]
   traj = priors.rollout(prior.with_params(damping=0.5), history, num_steps=50)  # intervention
 
-Shapes: P = prior.order, D = prior.latent_dim, T frames, K mixture components, S samples.
+Vocabulary, shared with `nlvae.gaussians` and `nlvae.kl`:
+  P = prior.order, D = prior.latent_dim, n = P * D (the history size), T frames, K mixture
+  components, S Monte Carlo draws.
+  History layout: the history h = (z_{t-P}, ..., z_{t-1}) has means [P, D], oldest frame first. A
+  diagonal posterior gives variances [P, D] (`linearize`, `sequence_kl`, `rollout`); a full
+  covariance is over the flattened, frame-major history, [n, n] (`pushforward`, which takes the
+  mean as [P, D] or [n]).
+  num_components: K, components of the split history (and of the prior mixture it gives).
+  num_samples: S, Monte Carlo draws (per frame in `sequence_kl`, per component of q in
+  `kl.mixture_kl`, trajectories in `rollout`).
+  method: how the history is split into K components (SPLIT_METHODS); bandwidth: the width of a
+  component relative to the history (see `split_gaussian`).
+  key: a PRNG key, needed only where something is drawn (a clear error says where).
+  Mixtures: log_weights [..., K], means [..., K, D], covs [..., K, D, D], with the same batch axes
+  [...] in every field.
+  dtypes: parameters given as Python numbers take `make_prior(dtype=...)` (float32 by default,
+  also under jax_enable_x64); jax arrays keep theirs; `with_params` keeps each parameter's dtype.
+  So a float32 pipeline stays float32 with x64 enabled, and a float64 one needs dtype=float64.
+
+Every public function that computes is jit-compiled, with its configuration arguments static (the
+`static_argnames` attribute of each lists them): calling it eagerly compiles once per
+configuration and shapes, and calling it inside your own jit, vmap or grad is free of overhead.
+Give `ANMPrior.transition` a function defined once (module level): it is part of the cache key.
 """
 from __future__ import annotations
 
@@ -34,8 +56,36 @@ from nlvae.gaussians import Gaussian, GaussianMixture
 Transition = Callable[[jax.Array, dict], jax.Array]
 
 NOISE_TYPES = ("gaussian", "laplace")
-SPLIT_METHODS = ("quasi", "random")
+# "directional" (default): a grid along the whitened history axis where f is most nonlinear;
+# "quasi": Halton points in every direction with Silverman's bandwidth (the original split);
+# "random": like "quasi" with whitened antithetic normal draws (needs a key).
+SPLIT_METHODS = ("directional", "quasi", "random")
 ESTIMATORS = ("mixture", "sequential")
+
+
+def _jit(*static_argnames: str):
+  """Jit-compiles a public function with `static_argnames` static, keeping its signature and
+  docstring for `help` and the API reference (`fn.static_argnames` lists them)."""
+
+  def decorate(fn):
+    compiled = jax.jit(fn, static_argnames=static_argnames)
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+      return compiled(*args, **kwargs)
+
+    wrapper.static_argnames = static_argnames
+    wrapper.jitted = compiled
+    return wrapper
+
+  return decorate
+
+
+def _as_float(value, dtype) -> jax.Array:
+  """A jax array keeps its floating dtype; Python numbers and numpy values take `dtype`."""
+  if isinstance(value, jax.Array) and jnp.issubdtype(value.dtype, jnp.floating):
+    return value
+  return jnp.asarray(value, dtype)
 
 
 @struct.dataclass
@@ -70,13 +120,17 @@ class ANMPrior:
     return self.noise_scale.shape[-1]
 
   def with_params(self, **overrides) -> "ANMPrior":
-    """A copy with some physical parameters replaced (an intervention, or learned values)."""
+    """A copy with some physical parameters replaced (an intervention, or learned values).
+
+    Each new value takes the dtype of the parameter it replaces (tracers included), so an
+    intervention never changes the precision of a pipeline.
+    """
     unknown = sorted(set(overrides) - set(self.params))
     if unknown:
       raise ValueError(f"prior '{self.name}' has no parameter(s) {unknown}; "
                        f"valid: {sorted(self.params)}")
     params = dict(self.params)
-    params.update({k: jnp.asarray(v, _float_dtype()) for k, v in overrides.items()})
+    params.update({k: jnp.asarray(v, self.params[k].dtype) for k, v in overrides.items()})
     return self.replace(params=params)
 
   def learnable_params(self) -> dict:
@@ -97,15 +151,15 @@ class ANMPrior:
     return factor * self.noise_scale**2
 
 
-def _float_dtype():
-  """float32, or float64 under jax.enable_x64."""
-  return jnp.result_type(float)
-
-
 def make_prior(transition: Transition, order: int, params: dict, latent_dim: int, *,
                noise_scale=0.05, init_mean=0.0, init_scale=1.0, noise: str = "gaussian",
-               learnable=(), name: str = "anm") -> ANMPrior:
-  """Builds an ANMPrior, broadcasting scalar scales to [latent_dim] and validating names."""
+               learnable=(), name: str = "anm", dtype=jnp.float32) -> ANMPrior:
+  """Builds an ANMPrior, broadcasting scalar scales to [latent_dim] and validating names.
+
+  dtype: the dtype of parameters and scales given as Python numbers or numpy values (float32 by
+  default, with or without jax_enable_x64; pass jnp.float64 for a float64 pipeline). Values given
+  as jax arrays keep their own floating dtype.
+  """
   if noise not in NOISE_TYPES:
     raise ValueError(f"noise must be one of {NOISE_TYPES}, got {noise!r}")
   if order < 0:
@@ -113,8 +167,8 @@ def make_prior(transition: Transition, order: int, params: dict, latent_dim: int
   unknown = sorted(set(learnable) - set(params))
   if unknown:
     raise ValueError(f"learnable {unknown} are not parameters of '{name}'; valid: {sorted(params)}")
-  vector = lambda v: jnp.broadcast_to(jnp.asarray(v, _float_dtype()), (latent_dim,))
-  return ANMPrior(params={k: jnp.asarray(v, _float_dtype()) for k, v in params.items()},
+  vector = lambda v: jnp.broadcast_to(_as_float(v, dtype), (latent_dim,))
+  return ANMPrior(params={k: _as_float(v, dtype) for k, v in params.items()},
                   noise_scale=vector(noise_scale), init_mean=vector(init_mean),
                   init_scale=vector(init_scale), transition=transition, order=order, noise=noise,
                   learnable=tuple(learnable), name=name)
@@ -182,6 +236,7 @@ PULSE_PARAMS = ("main_amplitude", "main_centre", "main_width", "inter_amplitude"
                 "inter_width", "baseline")
 
 
+@_jit()
 def pulse_profile(phase: jax.Array, params: dict) -> jax.Array:
   """Two-Gaussian pulse profile (main pulse + interpulse) over rotation phase in radians.
 
@@ -221,6 +276,7 @@ def pulsar_phase(latent: jax.Array) -> jax.Array:
   return jnp.arctan2(latent[..., 1], latent[..., 0])
 
 
+@_jit("num_grid")
 def pulsar_smoothed_phase(brightness: jax.Array, params: dict,
                           num_grid: int = 720) -> tuple[jax.Array, jax.Array, jax.Array]:
   """The rotation phase of a clip inferred from its brightness through the pulsar prior.
@@ -317,9 +373,11 @@ def standard_normal(*, latent_dim: int = 1) -> ANMPrior:
 # ----------------------------------------------------------------------------------------------
 
 
-def silverman_bandwidth(dim: int, num_components: int) -> float:
-  """Squared kernel bandwidth h^2 of Silverman's rule, (4 / (n + 2))^(2/(n+4)) K^(-2/(n+4)), <= 1."""
-  h = (4.0 / (dim + 2.0))**(1.0 / (dim + 4.0)) * num_components**(-1.0 / (dim + 4.0))
+def silverman_bandwidth(history_size: int, num_components: int) -> float:
+  """Relative bandwidth squared, h^2, of Silverman's rule in n = history_size (= P * D) dimensions:
+  (4 / (n + 2))^(2/(n+4)) K^(-2/(n+4)), at most 1 (the "quasi" and "random" splits)."""
+  h = (4.0 / (history_size + 2.0))**(1.0 / (history_size + 4.0)) * num_components**(
+      -1.0 / (history_size + 4.0))
   return float(min(1.0, h**2))
 
 
@@ -330,7 +388,7 @@ def quasi_normal_points(num_points: int, dim: int) -> np.ndarray:
   primes = [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71]
   if dim > len(primes):
     raise ValueError(f"quasi splitting supports history sizes up to {len(primes)}, got {dim}; "
-                     "use method='random'")
+                     "use method='random' or 'directional'")
   points = np.empty((num_points, dim))
   for j, base in enumerate(primes[:dim]):
     for i in range(num_points):
@@ -349,68 +407,238 @@ def _whiten(eps: np.ndarray) -> np.ndarray:
   return np.linalg.solve(chol, eps.T).T
 
 
-def split_gaussian(gaussian: Gaussian, num_components: int, *, method: str = "quasi",
-                   key: jax.Array | None = None, bandwidth: float | None = None) -> GaussianMixture:
-  """Splits N(m, S) [n] into K equally weighted components N(m + sqrt(1 - h^2) L eps_k, h^2 S).
+@functools.lru_cache(maxsize=None)
+def grid_normal_points(num_points: int) -> tuple[np.ndarray, np.ndarray]:
+  """A 1-D grid rule for N(0, 1): (nodes [K], weights [K]), K >= 2.
 
-  The offsets eps_k have zero mean and identity covariance, so the mixture has exactly the mean m
-  and covariance S of the Gaussian; h^2 (Silverman's rule by default) shrinks each component so
-  that linearising f at its centre is accurate, and goes to 0 as K grows. K = 1 returns the
-  Gaussian itself. method: "quasi" (deterministic Halton points) or "random" (whitened antithetic
-  normal draws from `key`). Returns a GaussianMixture [K, n].
+  K equally spaced nodes on [-R, R], R = sqrt(2 log K) + 1, weighted by the normal density and
+  then shifted and scaled so that the weighted mean is exactly 0 and the weighted variance
+  exactly 1. Its spacing is nodes[1] - nodes[0] (0.45 at K = 16).
+  """
+  if num_points < 2:
+    raise ValueError(f"a grid rule needs at least 2 points, got {num_points}")
+  radius = np.sqrt(2.0 * np.log(num_points)) + 1.0
+  nodes = np.linspace(-radius, radius, num_points)
+  weights = np.exp(-0.5 * nodes**2)
+  weights /= weights.sum()
+  nodes = nodes - weights @ nodes
+  return nodes / np.sqrt(weights @ nodes**2), weights
+
+
+# The "directional" split puts its components this many node spacings wide (std) where nothing
+# else smooths the prior mixture: the mixture of equally spaced Gaussians then ripples by about
+# 2 exp(-2 pi^2 0.6^2) = 1.6e-3 of its density (Poisson summation). Below K = 8 the grid is too
+# coarse for that, and the width is capped at MAX_GRID_WIDTH of the history's standard deviation.
+GRID_WIDTH_PER_SPACING = 0.6
+MAX_GRID_WIDTH = 0.8
+
+
+def grid_width(num_components: int) -> float:
+  """The default bandwidth b of the "directional" split when nothing else smooths the mixture:
+  GRID_WIDTH_PER_SPACING node spacings of `grid_normal_points(K)`, at most MAX_GRID_WIDTH."""
+  nodes, _ = grid_normal_points(num_components)
+  return float(min(GRID_WIDTH_PER_SPACING * (nodes[1] - nodes[0]), MAX_GRID_WIDTH))
+
+
+@_jit("num_components", "method")
+def split_gaussian(gaussian: Gaussian, num_components: int, *, method: str = "quasi",
+                   key: jax.Array | None = None, bandwidth: float | jax.Array | None = None,
+                   direction: jax.Array | None = None) -> GaussianMixture:
+  """Splits N(m, S) [n] into a K-component mixture with exactly its mean m and covariance S.
+
+  Write h = m + L u with L the Cholesky factor of S and u ~ N(0, I) (whitened coordinates).
+    "quasi", "random": K equally weighted components N(m + sqrt(1 - b^2) L eps_k, b^2 S) with
+      offsets eps_k of zero mean and identity covariance, Halton points ("quasi") or whitened
+      antithetic normal draws from `key` ("random"; antithetic once K >= 2n - 1); b^2 = silverman_bandwidth(n, K) unless
+      `bandwidth` b is given. Needs K > n. Every direction is split, so b shrinks only like
+      K^(-1/(n+4)) (the original split).
+    "directional": a 1-D grid along the whitened unit vector `direction` [n] (required; see
+      `nonlinear_direction`): components N(m + sqrt(1 - b^2) x_k L v, L (I - (1 - b^2) v v^T) L^T)
+      with the nodes and weights (x_k, w_k) of `grid_normal_points(K)`. Along v each component
+      keeps the fraction b of the standard deviation (default GRID_WIDTH_PER_SPACING node
+      spacings, at most MAX_GRID_WIDTH), across v the full one. Any K >= 2.
+  K = 1 returns the Gaussian itself. Returns a GaussianMixture, log_weights [K], means [K, n],
+  covs [K, n, n]; gradients flow through m, S and a traced bandwidth (points and direction are
+  fixed).
   """
   mean, cov = gaussian
   dim = mean.shape[-1]
   if num_components == 1:
     return gaussians.as_mixture(gaussian)
+  chol = gaussians.cholesky(cov)
+  if method == "directional":
+    if direction is None:
+      raise ValueError("method='directional' needs a `direction` (a unit vector in whitened "
+                       "coordinates, e.g. nonlinear_direction(prior, history))")
+    chex.assert_shape(direction, (dim,))
+    nodes, weights = (jnp.asarray(x, mean.dtype) for x in grid_normal_points(num_components))
+    if bandwidth is None:
+      bandwidth = grid_width(num_components)
+    h2 = jnp.asarray(bandwidth, mean.dtype)**2
+    axis = chol @ direction  # [n], the split direction in history coordinates
+    centres = mean + jnp.sqrt(1.0 - h2) * nodes[:, None] * axis
+    component_cov = cov - (1.0 - h2) * jnp.outer(axis, axis)
+    covs = jnp.broadcast_to(component_cov, (num_components, dim, dim))
+    return GaussianMixture(jnp.log(weights), centres, covs)
   if num_components <= dim:
-    raise ValueError(f"num_components must be 1 or > history size {dim}, got {num_components}")
+    raise ValueError(f"method={method!r} needs num_components 1 or > history size {dim}, got "
+                     f"{num_components} (method='directional' takes any K)")
   if method == "quasi":
     eps = jnp.asarray(quasi_normal_points(num_components, dim), mean.dtype)
   elif method == "random":
     if key is None:
       raise ValueError("method='random' needs a PRNG key")
-    half = jax.random.normal(key, ((num_components + 1) // 2, dim), mean.dtype)
-    eps = jnp.concatenate([half, -half])[:num_components]
+    half = (num_components + 1) // 2
+    if half >= dim:  # antithetic pairs, when their halves still span every direction
+      eps = jax.random.normal(key, (half, dim), mean.dtype)
+      eps = jnp.concatenate([eps, -eps])[:num_components]
+    else:
+      eps = jax.random.normal(key, (num_components, dim), mean.dtype)
     eps = eps - eps.mean(axis=0)
-    chol = jnp.linalg.cholesky(eps.T @ eps / num_components)
-    eps = jax.scipy.linalg.solve_triangular(chol, eps.T, lower=True).T
+    eps_chol = jnp.linalg.cholesky(eps.T @ eps / num_components)
+    eps = jax.scipy.linalg.solve_triangular(eps_chol, eps.T, lower=True).T
   else:
     raise ValueError(f"method must be one of {SPLIT_METHODS}, got {method!r}")
   h2 = silverman_bandwidth(dim, num_components) if bandwidth is None else bandwidth**2
-  centres = mean + jnp.sqrt(1.0 - h2) * eps @ gaussians.cholesky(cov).T
+  centres = mean + jnp.sqrt(1.0 - h2) * eps @ chol.T
   covs = jnp.broadcast_to(h2 * cov, (num_components, dim, dim))
   log_weights = jnp.full((num_components,), -jnp.log(num_components), mean.dtype)
   return GaussianMixture(log_weights, centres, covs)
 
 
-def pushforward(prior: ANMPrior, history: Gaussian, *, num_components: int = 1,
-                method: str = "quasi", key: jax.Array | None = None,
-                bandwidth: float | None = None) -> GaussianMixture:
-  """Linearised pushforward of a Gaussian over the flattened history through the prior.
+def _flat_transition(prior: ANMPrior) -> Callable[[jax.Array], jax.Array]:
+  """f over the flattened history: [n] -> [D]."""
+  return lambda h: prior.transition(h.reshape(prior.order, prior.latent_dim), prior.params)
 
-  history: Gaussian over h = (z_{t-P}, ..., z_{t-1}) flattened, mean [P*D], cov [P*D, P*D].
-  Returns the prior GMM over z_t, {w_k, N(f(h_k), J_k S_k J_k^T + Sigma_eps)}, means [K, D],
-  with J_k = jax.jacfwd(f)(h_k). K = 1 is the extended-Kalman prediction step.
+
+def _flat_history(prior: ANMPrior, history: Gaussian) -> Gaussian:
+  """A history Gaussian with mean [P, D] or [n] and cov [n, n] as mean [n], cov [n, n]."""
+  n = prior.order * prior.latent_dim
+  mean = history.mean.reshape(-1)
+  chex.assert_shape([mean, history.cov], [(n,), (n, n)])
+  return Gaussian(mean, history.cov)
+
+
+@_jit()
+def nonlinear_direction(prior: ANMPrior, history: Gaussian) -> jax.Array:
+  """The whitened history axis along which f is most nonlinear: a one-hot vector [n].
+
+  With h = m + L u (L the Cholesky factor of the history covariance; for a diagonal posterior the
+  whitened axes are the history's own (frame, latent) coordinates), the curvature of axis i is
+  sum_j (C^(-1/2) d^2 f / du_i du_j)^2 summed over the outputs and averaged over the 2n + 1
+  sigma points u = 0, +-sqrt(3) e_i, where C = J S J^T + Sigma_eps is the extended-Kalman
+  prediction covariance (so outputs are compared in units of their spread). The choice is held
+  fixed under differentiation. history: mean [P, D] or [n], cov [n, n].
   """
-  chex.assert_shape(history.mean, (prior.order * prior.latent_dim,))
-  components = split_gaussian(history, num_components, method=method, key=key,
-                              bandwidth=bandwidth)
-  f = lambda h: prior.transition(h.reshape(prior.order, prior.latent_dim), prior.params)
+  mean, cov = (jax.lax.stop_gradient(x) for x in _flat_history(prior, history))
+  n = mean.shape[0]
+  chol = gaussians.cholesky(cov)
+  f = _flat_transition(prior)
+  g = lambda u: f(mean + chol @ u)
+  zero = jnp.zeros_like(mean)
+  jac = jax.jacfwd(g)(zero)  # [D, n]
+  output_chol = gaussians.cholesky(jac @ jac.T + jnp.diag(prior.noise_variance()))
+  eye = jnp.eye(n, dtype=mean.dtype)
+  sigma_points = jnp.concatenate([zero[None], jnp.sqrt(3.0) * eye, -jnp.sqrt(3.0) * eye])
+  hessians = jax.vmap(jax.hessian(g))(sigma_points)  # [2n+1, D, n, n]
+  output_whitening = jax.scipy.linalg.solve_triangular(
+      output_chol, jnp.eye(output_chol.shape[0], dtype=mean.dtype), lower=True)
+  whitened = jnp.einsum("de,seij->sdij", output_whitening, hessians)
+  curvature = jnp.sum(whitened**2, axis=(0, 1, 3))  # [n]
+  return jax.nn.one_hot(jnp.argmax(curvature), n, dtype=mean.dtype)
+
+
+@_jit("num_components")
+def directional_bandwidth(prior: ANMPrior, history: Gaussian, direction: jax.Array,
+                          num_components: int) -> jax.Array:
+  """The bandwidth b of the "directional" split, []: as narrow as the prior mixture allows.
+
+  Adjacent components of the prior mixture sit a = J L v x (their node spacing x) apart in z, and
+  each is smoothed by what the split leaves: the history across v, the transition noise, and b
+  along v. They overlap smoothly when that spread, measured along a, is GRID_WIDTH_PER_SPACING
+  spacings: b^2 = (0.6 x)^2 - 1/q with q = a^T C_perp^(-1) a / x^2, C_perp = J L (I - v v^T) L^T
+  J^T + Sigma_eps, averaged over the nodes with their weights, and b between a tenth of the widest
+  width and the widest, min(0.6 x, MAX_GRID_WIDTH).
+  A narrow b removes the linearisation error along v, which grows like b^2.
+  """
+  mean, cov = _flat_history(prior, history)
+  chol = gaussians.cholesky(cov)
+  nodes, weights = (jnp.asarray(x, mean.dtype) for x in grid_normal_points(num_components))
+  f = _flat_transition(prior)
+  noise_cov = jnp.diag(prior.noise_variance())
+
+  def precision_along_split(node):
+    jac = jax.jacfwd(lambda u: f(mean + chol @ u))(node * direction)  # [D, n]
+    step = jac @ direction
+    full = jac @ jac.T + noise_cov
+    full = full + 1e-6 * jnp.trace(full) / full.shape[0] * jnp.eye(full.shape[0], dtype=full.dtype)
+    ratio = step @ jnp.linalg.solve(full, step)  # a^T C^-1 a in [0, 1), C = C_perp + a a^T
+    return ratio / jnp.maximum(1.0 - ratio, 1e-6)  # = a^T C_perp^-1 a (Sherman-Morrison)
+
+  q = weights @ jax.vmap(precision_along_split)(nodes)
+  widest = grid_width(num_components)
+  b2 = jnp.clip(widest**2 - 1.0 / jnp.maximum(q, 1e-12), (0.1 * widest)**2, widest**2)
+  return jnp.sqrt(b2)
+
+
+@_jit("num_components", "method")
+def split_history(prior: ANMPrior, history: Gaussian, num_components: int, *,
+                  method: str = "directional", key: jax.Array | None = None,
+                  bandwidth: float | jax.Array | None = None) -> GaussianMixture:
+  """`split_gaussian` of the flattened history, with the "directional" split's direction
+  (`nonlinear_direction`) and bandwidth (`directional_bandwidth`, unless given) chosen for the
+  prior's f. history: mean [P, D] or [n], cov [n, n]. Returns means [K, n], covs [K, n, n]."""
+  history = _flat_history(prior, history)
+  direction = None
+  if method == "directional" and num_components > 1:
+    direction = nonlinear_direction(prior, history)
+    if bandwidth is None:
+      bandwidth = directional_bandwidth(prior, history, direction, num_components)
+  return split_gaussian(history, num_components, method=method, key=key, bandwidth=bandwidth,
+                        direction=direction)
+
+
+@_jit("num_components", "method")
+def pushforward(prior: ANMPrior, history: Gaussian, *, num_components: int = 1,
+                method: str = "directional", key: jax.Array | None = None,
+                bandwidth: float | jax.Array | None = None) -> GaussianMixture:
+  """Linearised pushforward of a Gaussian history through the prior: p(z_t) as a GMM.
+
+  history: Gaussian over h = (z_{t-P}, ..., z_{t-1}), mean [P, D] or flattened [n], cov [n, n]
+  (frame-major). The history is split into K components N(h_k, S_k) (`split_history`; method and
+  bandwidth as in `split_gaussian`, key only for method="random"), and each is pushed through f
+  linearised at its centre, J_k = jax.jacfwd(f)(h_k):
+  {w_k, N(f(h_k), J_k S_k J_k^T + Sigma_eps)}. K = 1 is the extended-Kalman prediction step.
+  Returns a GaussianMixture, log_weights [K], means [K, D], covs [K, D, D]. Jit-compiled, static:
+  num_components, method.
+  """
+  components = split_history(prior, history, num_components, method=method, key=key,
+                             bandwidth=bandwidth)
+  f = _flat_transition(prior)
   means = jax.vmap(f)(components.means)
-  jacobians = jax.vmap(jax.jacfwd(f))(components.means)  # [K, D, P*D]
+  jacobians = jax.vmap(jax.jacfwd(f))(components.means)  # [K, D, n]
   covs = (jacobians @ components.covs @ jnp.swapaxes(jacobians, -1, -2)
           + jnp.diag(prior.noise_variance()))
   return GaussianMixture(components.log_weights, means, covs)
 
 
+@_jit("num_components", "method")
 def linearize(prior: ANMPrior, history_mean: jax.Array, history_var: jax.Array, *,
-              num_components: int = 1, method: str = "quasi", key: jax.Array | None = None,
-              bandwidth: float | None = None) -> GaussianMixture:
+              num_components: int = 1, method: str = "directional", key: jax.Array | None = None,
+              bandwidth: float | jax.Array | None = None) -> GaussianMixture:
   """Prior GMM p(z_t) ~ integral p(z_t | h) q(h) dh for a diagonal Gaussian posterior of the history.
 
   history_mean, history_var: [P, D], the posterior means and variances of z_{t-P}, ..., z_{t-1}.
-  Returns a GaussianMixture with log_weights [K], means [K, D], covs [K, D, D].
+  The rest as in `pushforward` (of which this is the diagonal case). Returns a GaussianMixture
+  with log_weights [K], means [K, D], covs [K, D, D]. Jit-compiled, static: num_components,
+  method.
+
+  >>> import jax.numpy as jnp
+  >>> from nlvae import priors
+  >>> prior = priors.pendulum(dt=0.1)
+  >>> gmm = priors.linearize(prior, jnp.ones((2, 1)), jnp.full((2, 1), 0.01), num_components=16)
+  >>> gmm.log_weights.shape, gmm.means.shape, gmm.covs.shape
+  ((16,), (16, 1), (16, 1, 1))
   """
   chex.assert_shape([history_mean, history_var], (prior.order, prior.latent_dim))
   history = gaussians.diag_gaussian(history_mean.reshape(-1), history_var.reshape(-1))
@@ -423,25 +651,36 @@ def linearize(prior: ANMPrior, history_mean: jax.Array, history_var: jax.Array, 
 # ----------------------------------------------------------------------------------------------
 
 
+@_jit("order")
 def history_windows(x: jax.Array, order: int) -> jax.Array:
   """Sliding windows of the P previous frames: [T, ...] -> [T - P, P, ...] (window t ends at t-1)."""
   num_frames = x.shape[0]
   return jnp.stack([x[i:num_frames - order + i] for i in range(order)], axis=1)
 
 
+def _missing_key(what: str) -> ValueError:
+  return ValueError(f"{what} needs a PRNG key, e.g. key=jax.random.key(0)")
+
+
+@_jit("estimator", "num_components", "num_samples", "method")
 def sequence_kl(prior: ANMPrior, posterior_mean: jax.Array, posterior_var: jax.Array,
-                key: jax.Array, *, estimator: str = "mixture", num_components: int = 1,
-                num_samples: int = 1, method: str = "quasi") -> jax.Array:
+                key: jax.Array | None = None, *, estimator: str = "mixture",
+                num_components: int = 1, num_samples: int = 1, method: str = "directional",
+                bandwidth: float | jax.Array | None = None) -> jax.Array:
   """Per-frame KL terms between a factorised Gaussian posterior q(z_1..z_T) and the prior.
 
   Frames t <= P: analytic KL(q_t || N(init_mean, init_scale^2)).
   Frames t > P, estimator
-    "mixture"    (the seed's): Monte Carlo KL(q_t || p_t), p_t the linearised prior GMM of the
-                 posterior of the history, K = num_components, S = num_samples.
+    "mixture"    (the seed's): Monte Carlo KL(q_t || p_t), p_t = `linearize` of the posterior of
+                 the history (K = num_components, method, bandwidth), S = num_samples draws of z_t
+                 ~ q_t.
     "sequential" (exact ELBO term): E_{h ~ q(h)} KL(q_t || p(z_t | h)), inner KL analytic for
                  Gaussian noise, analytic cross-entropy minus entropy for Laplace noise, outer
-                 expectation with S samples of h.
-  posterior_mean, posterior_var: [T, D]. Returns [T]. Vmap over a batch of clips outside.
+                 expectation with S = num_samples draws of h (num_components, method and
+                 bandwidth unused).
+  posterior_mean, posterior_var: [T, D]. key: needed only when some frame t > P exists (an
+  order-0 prior needs none). Returns [T], in the dtype of the posterior. Vmap over a batch of
+  clips outside. Jit-compiled, static: estimator, num_components, num_samples, method.
   """
   chex.assert_rank([posterior_mean, posterior_var], 2)
   chex.assert_equal_shape([posterior_mean, posterior_var])
@@ -454,7 +693,10 @@ def sequence_kl(prior: ANMPrior, posterior_mean: jax.Array, posterior_var: jax.A
   initial_kl = kl.diag_gaussian_kl(posterior_mean[:num_initial], posterior_var[:num_initial],
                                    prior.init_mean, prior.init_scale**2)
   if num_initial == num_frames:
-    return initial_kl
+    return initial_kl.astype(posterior_mean.dtype)
+  if key is None:
+    raise _missing_key(f"sequence_kl(estimator={estimator!r}) on frames after the first "
+                       f"{order} (its Monte Carlo draws)")
 
   windows_mean = history_windows(posterior_mean, order)
   windows_var = history_windows(posterior_var, order)
@@ -468,7 +710,7 @@ def sequence_kl(prior: ANMPrior, posterior_mean: jax.Array, posterior_var: jax.A
     def frame_kl(key, hist_mean, hist_var, q_mean, q_var):
       key_split, key_mc = jax.random.split(key)
       prior_gmm = linearize(prior, hist_mean, hist_var, num_components=num_components,
-                            method=method, key=key_split)
+                            method=method, key=key_split, bandwidth=bandwidth)
       posterior = gaussians.as_mixture(gaussians.diag_gaussian(q_mean, q_var))
       return kl.mixture_kl(key_mc, posterior, prior_gmm, num_samples)
   else:
@@ -484,7 +726,7 @@ def sequence_kl(prior: ANMPrior, posterior_mean: jax.Array, posterior_var: jax.A
 
   transition_kl = jax.vmap(frame_kl)(keys, windows_mean, windows_var, posterior_mean[order:],
                                      posterior_var[order:])
-  return jnp.concatenate([initial_kl, transition_kl])
+  return jnp.concatenate([initial_kl, transition_kl]).astype(posterior_mean.dtype)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -496,8 +738,10 @@ class Rollout(NamedTuple):
   """A prior rolled forward from an initial history.
 
   mean: [P + N, D] the noise-free trajectory (initial history, then N steps of f).
-  mixture: the propagated marginal p(z_t) per frame as a GMM, log_weights [K],
-    means [P + N, K, D], covs [P + N, K, D, D] (extended-Kalman prediction of each component).
+  mixture: the propagated marginal p(z_t) of every frame as a GMM with batch axis [P + N]:
+    log_weights [P + N, K], means [P + N, K, D], covs [P + N, K, D, D] (extended-Kalman
+    prediction of each component), so `gaussians.mixture_log_prob(x [P + N, D], mixture)` is
+    [P + N].
   samples: [S, P + N, D] trajectories with noise, or None when num_samples = 0.
   """
   mean: jax.Array
@@ -506,38 +750,53 @@ class Rollout(NamedTuple):
 
 
 def _step_state(prior: ANMPrior, state: jax.Array) -> jax.Array:
-  """Shifts the flattened history [P*D] by one frame, appending f(history)."""
+  """Shifts the flattened history [n] by one frame, appending f(history)."""
   history = state.reshape(prior.order, prior.latent_dim)
   return jnp.concatenate([state[prior.latent_dim:], prior.predict(history)])
 
 
-def _sample_noise(prior: ANMPrior, key: jax.Array, shape) -> jax.Array:
+def _sample_noise(prior: ANMPrior, key: jax.Array, shape, dtype) -> jax.Array:
   if prior.noise == "laplace":
-    return prior.noise_scale * jax.random.laplace(key, shape)
-  return prior.noise_scale * jax.random.normal(key, shape)
+    return prior.noise_scale * jax.random.laplace(key, shape, dtype)
+  return prior.noise_scale * jax.random.normal(key, shape, dtype)
 
 
+@_jit("num_steps", "num_components", "num_samples", "method")
 def rollout(prior: ANMPrior, initial_history: jax.Array, num_steps: int, *,
             history_var: jax.Array | None = None, num_components: int = 1,
-            key: jax.Array | None = None, num_samples: int = 0) -> Rollout:
+            key: jax.Array | None = None, num_samples: int = 0,
+            method: str = "directional") -> Rollout:
   """Rolls the prior forward N = num_steps frames from an initial history [P, D].
 
-  history_var [P, D] (default 0) is the uncertainty of the initial history, split into
-  num_components components and propagated by linearisation (K = 1: extended Kalman). To intervene,
-  pass `prior.with_params(...)` and/or a modified initial history.
+  history_var [P, D] is the uncertainty of the initial history (default: the prior's noise
+  variance in every frame, a history known up to the transition noise, so that every frame's
+  mixture has a proper density; pass zeros for an exactly known one). It is split into
+  num_components components (`split_history` with `method`; "random" is not offered here) and
+  propagated by linearisation (K = 1: extended Kalman). key: needed only for num_samples > 0
+  noisy trajectories. To intervene, pass `prior.with_params(...)` and/or a modified initial
+  history. Jit-compiled, static: num_steps, num_components, num_samples, method.
   """
   order, dim = prior.order, prior.latent_dim
   if order == 0:
     raise ValueError("rollout needs a prior of order >= 1")
+  if method == "random":
+    raise ValueError("rollout splits with method='directional' or 'quasi'")
   chex.assert_shape(initial_history, (order, dim))
+  dtype = initial_history.dtype
   if history_var is None:
-    history_var = jnp.zeros_like(initial_history)
+    history_var = jnp.broadcast_to(prior.noise_variance().astype(dtype), initial_history.shape)
+  chex.assert_shape(history_var, (order, dim))
   n = order * dim
   start = gaussians.diag_gaussian(initial_history.reshape(-1), history_var.reshape(-1))
   if num_components > 1:
-    start = Gaussian(start.mean, start.cov + 1e-12 * jnp.eye(n))
-  components = split_gaussian(start, num_components)
-  process_noise = jnp.zeros((n, n)).at[n - dim:, n - dim:].set(jnp.diag(prior.noise_variance()))
+    start = Gaussian(start.mean, start.cov + 1e-12 * jnp.eye(n, dtype=dtype))
+  # The history frames are themselves frames of the rollout: their marginals must be smooth, so
+  # the directional split keeps its widest components (grid_width) rather than narrowing them
+  # for the next step's pushforward.
+  bandwidth = grid_width(num_components) if method == "directional" and num_components > 1 else None
+  components = split_history(prior, start, num_components, method=method, bandwidth=bandwidth)
+  process_noise = jnp.zeros((n, n), dtype).at[n - dim:, n - dim:].set(
+      jnp.diag(prior.noise_variance()).astype(dtype))
 
   def ekf_step(carry, _):
     mean, cov = carry
@@ -554,8 +813,8 @@ def rollout(prior: ANMPrior, initial_history: jax.Array, num_steps: int, *,
     return (jnp.concatenate([initial_means, means]), jnp.concatenate([initial_covs, covs]))
 
   means, covs = jax.vmap(propagate)(components.means, components.covs)  # [K, P + N, D(, D)]
-  mixture = GaussianMixture(components.log_weights, jnp.swapaxes(means, 0, 1),
-                            jnp.swapaxes(covs, 0, 1))
+  log_weights = jnp.broadcast_to(components.log_weights, (order + num_steps, num_components))
+  mixture = GaussianMixture(log_weights, jnp.swapaxes(means, 0, 1), jnp.swapaxes(covs, 0, 1))
 
   def deterministic_step(state, _):
     state = _step_state(prior, state)
@@ -568,15 +827,16 @@ def rollout(prior: ANMPrior, initial_history: jax.Array, num_steps: int, *,
   samples = None
   if num_samples > 0:
     if key is None:
-      raise ValueError("num_samples > 0 needs a PRNG key")
+      raise _missing_key("rollout with num_samples > 0 (its noisy trajectories)")
 
     def sample_path(key):
       key_init, key_steps = jax.random.split(key)
       state = (initial_history + jnp.sqrt(history_var)
-               * jax.random.normal(key_init, initial_history.shape)).reshape(-1)
+               * jax.random.normal(key_init, initial_history.shape, dtype)).reshape(-1)
 
       def noisy_step(state, step_key):
-        next_z = prior.predict(state.reshape(order, dim)) + _sample_noise(prior, step_key, (dim,))
+        next_z = prior.predict(state.reshape(order, dim)) + _sample_noise(prior, step_key, (dim,),
+                                                                          dtype)
         return jnp.concatenate([state[dim:], next_z]), next_z
 
       _, path = jax.lax.scan(noisy_step, state, jax.random.split(key_steps, num_steps))

@@ -1,6 +1,7 @@
 """nlvae.priors: linearisation, sequence KL, rollouts, gradients, retracing, README snippet."""
 import pathlib
 import re
+import time
 
 import jax
 import jax.numpy as jnp
@@ -16,15 +17,17 @@ def spring_matrix(prior):
   return 2.0 - dt**2 * omega**2 - c * dt, -1.0 + c * dt
 
 
+@pytest.mark.parametrize("method", priors.SPLIT_METHODS)
 @pytest.mark.parametrize("num_components", [1, 16])
-def test_linearisation_of_a_linear_transition_is_the_exact_pushforward(num_components):
+def test_linearisation_of_a_linear_transition_is_the_exact_pushforward(num_components, method):
   prior = priors.spring(omega=3.0, damping=0.4, dt=0.1, noise_scale=0.05)
   a, b = spring_matrix(prior)
   hist_mean = jnp.array([[0.3], [0.5]])
   hist_var = jnp.array([[0.02], [0.05]])
   exact_mean = b * 0.3 + a * 0.5
   exact_var = b**2 * 0.02 + a**2 * 0.05 + 0.05**2
-  gmm = priors.linearize(prior, hist_mean, hist_var, num_components=num_components)
+  gmm = priors.linearize(prior, hist_mean, hist_var, num_components=num_components, method=method,
+                         key=jax.random.key(0))
   moments = gaussians.mixture_moments(gmm)
   np.testing.assert_allclose(moments.mean, [exact_mean], rtol=1e-5)
   np.testing.assert_allclose(moments.cov, [[exact_var]], rtol=1e-5)
@@ -47,39 +50,41 @@ def test_split_gaussian_preserves_mean_and_covariance():
   a = rng.normal(size=(4, 4))
   gaussian = gaussians.Gaussian(jnp.asarray(rng.normal(size=4), jnp.float32),
                                 jnp.asarray(a @ a.T + np.eye(4), jnp.float32))
+  direction = jnp.asarray(rng.normal(size=4), jnp.float32)
+  direction = direction / jnp.linalg.norm(direction)
   for method in priors.SPLIT_METHODS:
-    mixture = priors.split_gaussian(gaussian, 32, method=method, key=jax.random.PRNGKey(0))
-    moments = gaussians.mixture_moments(mixture)
-    np.testing.assert_allclose(moments.mean, gaussian.mean, atol=1e-4)
-    np.testing.assert_allclose(moments.cov, gaussian.cov, rtol=1e-4, atol=1e-4)
+    for num_components in (5, 32):
+      mixture = priors.split_gaussian(gaussian, num_components, method=method,
+                                      key=jax.random.PRNGKey(0), direction=direction)
+      assert mixture.means.shape == (num_components, 4)
+      moments = gaussians.mixture_moments(mixture)
+      np.testing.assert_allclose(moments.mean, gaussian.mean, atol=1e-4)
+      np.testing.assert_allclose(moments.cov, gaussian.cov, rtol=1e-4, atol=1e-4)
+  # The directional split takes any K >= 2; the quasi split needs K > n.
+  two = priors.split_gaussian(gaussian, 2, method="directional", direction=direction)
+  np.testing.assert_allclose(gaussians.mixture_moments(two).cov, gaussian.cov, rtol=1e-4, atol=1e-4)
+  with pytest.raises(ValueError, match="history size"):
+    priors.split_gaussian(gaussian, 4, method="quasi")
+  with pytest.raises(ValueError, match="direction"):
+    priors.split_gaussian(gaussian, 8, method="directional")
 
 
-def test_more_components_approach_the_true_nonlinear_pushforward():
-  """Pendulum at large angles, coarse time step: the pushforward is far from Gaussian.
+def test_nonlinear_direction_is_the_axis_where_f_curves():
+  pendulum = priors.pendulum(dt=0.5)
+  history = gaussians.diag_gaussian(jnp.array([2.0, 2.0]), jnp.array([0.16, 0.16]))
+  # f is linear in z_{t-2} and curved in z_{t-1} (the sin): the last axis, also at theta = 0
+  # where sin'' vanishes at the mean (the sigma points see the curvature).
+  np.testing.assert_array_equal(priors.nonlinear_direction(pendulum, history), [0.0, 1.0])
+  at_zero = gaussians.diag_gaussian(jnp.zeros(2), jnp.array([0.16, 0.16]))
+  np.testing.assert_array_equal(priors.nonlinear_direction(pendulum, at_zero), [0.0, 1.0])
+  # A transition curved in the older frame only picks the first axis.
+  older = priors.make_prior(older_frame_cubic, 2, {}, 1)
+  np.testing.assert_array_equal(priors.nonlinear_direction(older, history), [1.0, 0.0])
 
-  Distance: L1 distance between the mixture density and a 1M-sample histogram of the true
-  pushforward (200 bins covering 99.9% of the mass), i.e. twice the total variation.
-  """
-  prior = priors.pendulum(g=9.81, length=1.0, dt=0.5, noise_scale=0.02)
-  hist_mean, hist_var = jnp.array([[2.0], [2.0]]), jnp.array([[0.05**2], [0.5**2]])
-  rng = np.random.default_rng(0)
-  num = 1_000_000
-  history = np.asarray(hist_mean) + np.sqrt(np.asarray(hist_var)) * rng.standard_normal((num, 2, 1))
-  z = np.asarray(jax.jit(prior.predict)(jnp.asarray(history, jnp.float32)))[:, 0]
-  z = z + 0.02 * rng.standard_normal(num)
-  edges = np.linspace(*np.percentile(z, [0.05, 99.95]), 201)
-  density, _ = np.histogram(z, edges, density=True)
-  centres, width = (edges[1:] + edges[:-1]) / 2, edges[1] - edges[0]
 
-  def l1_distance(num_components):
-    gmm = priors.linearize(prior, hist_mean, hist_var, num_components=num_components)
-    mixture_density = np.exp(gaussians.mixture_log_prob(jnp.asarray(centres[:, None]), gmm))
-    return np.sum(np.abs(mixture_density - density)) * width
-
-  d1, d64, d256 = l1_distance(1), l1_distance(64), l1_distance(256)
-  assert d1 > 0.12  # the extended-Kalman (K = 1) Gaussian is visibly wrong here
-  assert d64 < 0.5 * d1
-  assert d256 < d64
+def older_frame_cubic(history, params):
+  del params
+  return history[-1] + 0.3 * history[-2]**3
 
 
 def test_sequence_kl_matches_analytic_kl_for_linear_prior_and_point_history():
@@ -133,7 +138,7 @@ def test_gradients_agree_with_finite_differences():
   from jax.test_util import check_grads
   with jax.enable_x64(True):
     prior = priors.pendulum(g=9.81, length=1.2, damping=0.3, dt=0.1, noise_scale=0.05,
-                            learnable=("length", "damping"))
+                            learnable=("length", "damping"), dtype=jnp.float64)
     mean = jnp.linspace(0.4, 1.2, 6)[:, None]
     log_var = jnp.full((6, 1), np.log(0.01))
 
@@ -247,8 +252,35 @@ def test_pulsar_smoothed_phase_recovers_the_phase_from_any_affine_brightness():
                                  atol=0.05 * abs(scale))
 
 
-def test_readme_snippet_runs():
+def test_readme_snippet_runs_and_reruns_without_compiling_the_library_again():
   readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
   section = readme.split("## Using nlvae.priors in your own JAX code", 1)[1]
-  snippet = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-  exec(compile(snippet, "README.md", "exec"), {})
+  snippet = compile(re.search(r"```python\n(.*?)```", section, re.S).group(1), "README.md", "exec")
+  exec(snippet, {"print": lambda *a: None})
+  jitted = (priors.linearize, priors.pushforward, priors.sequence_kl, priors.rollout)
+  sizes = [fn.jitted._cache_size() for fn in jitted]
+  exec(snippet, {"print": lambda *a: None})
+  assert [fn.jitted._cache_size() for fn in jitted] == sizes
+
+
+def test_eager_calls_after_the_first_compile_are_fast():
+  """The README's calls, eagerly, with new values: milliseconds once compiled (1 s is a loose
+  bound for a loaded CI machine)."""
+  prior = priors.pendulum(damping=0.1, noise_scale=0.02, learnable=("length",))
+  keys = jax.random.split(jax.random.key(0), 4)
+
+  def readme_calls(scale):
+    q_mean = scale * jnp.sin(jnp.linspace(0.0, 3.0, 12))[:, None]
+    q_var = jnp.full((12, 1), 1e-3)
+    gmm = priors.linearize(prior, q_mean[:2], q_var[:2], num_components=16)
+    kl = jax.vmap(lambda m, v, k: priors.sequence_kl(prior, m, v, k, num_components=16))(
+        jnp.stack([q_mean] * 4), jnp.stack([q_var] * 4), keys)
+    grad = jax.grad(lambda p: priors.sequence_kl(prior.with_params(**p), q_mean, q_var,
+                                                 keys[0]).sum())(prior.learnable_params())
+    rolled = priors.rollout(prior.with_params(damping=1.0, length=2.0), q_mean[:2], 50)
+    return jax.block_until_ready((gmm, kl, grad, rolled))
+
+  readme_calls(1.0)
+  start = time.perf_counter()
+  readme_calls(0.5)
+  assert time.perf_counter() - start < 1.0
