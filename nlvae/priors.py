@@ -36,7 +36,6 @@ Every public function that computes is jit-compiled, with its configuration argu
 configuration and shapes, and calling it inside your own jit, vmap or grad is free of overhead.
 Give `ANMPrior.transition` a function defined once (module level): it is part of the cache key.
 """
-from __future__ import annotations
 
 import functools
 from typing import Callable, NamedTuple
