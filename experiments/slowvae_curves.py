@@ -113,12 +113,15 @@ def evaluate_checkpoint(config, run_dir: pathlib.Path, step: int) -> dict:
   """MCC and mcc_factor/* of the encoder mean at checkpoint `step` (quick sample sizes)."""
   import jax
   import numpy as np
+  import orbax.checkpoint as ocp
   from nlvae import datasets, models, train
   from nlvae.models import slowvae
   info_config = config.data.copy_and_resolve_references()
   info_config.update(num_train=1, num_test=1)  # only info (shapes, ground truth) is needed
   model = models.build(config.model, datasets.load(info_config)[2])
-  restored = train.checkpoint_manager(run_dir, config.train).restore(step)
+  manager = train.checkpoint_manager(run_dir, config.train)
+  restored = manager.restore(step, args=ocp.args.StandardRestore())  # no target: plain arrays
+  manager.close()
   params = jax.device_get(restored["params"])
   random_state = np.random.default_rng([config.seed, step])
   return slowvae.disentanglement_metrics(
@@ -174,11 +177,16 @@ def train_curve(run: Run, workdir: pathlib.Path, stops: list[int], seed: int,
 
 
 def plot_curves(rows: list[dict], path: pathlib.Path) -> None:
-  """MCC against step (log axis) and against training seconds, one line per run."""
+  """Top: MCC against step (log axis) and against training minutes, one line per run.
+  Bottom: each factor's |Spearman| with its matched latent against step."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  figure, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+  from matplotlib import ticker
+  from data import sprites
+  figure, axes = plt.subplot_mosaic("AAAAABBBBB;CCDDEEFFGG", figsize=(13, 7.5),
+                                    height_ratios=(1.2, 1))
+  factor_axes = dict(zip(sprites.FACTOR_NAMES, "CDEFG"))
   colors = {"slowvae": "C0", "beta_vae": "C1", "adagvae": "C2"}
   styles = {"laplace": "-", "uniform": "--", "natural": ":"}
   for name in dict.fromkeys(row["run"] for row in rows):
@@ -186,25 +194,44 @@ def plot_curves(rows: list[dict], path: pathlib.Path) -> None:
     model, transitions = run_rows[0]["model"], run_rows[0]["transitions"]
     style = dict(color=colors.get(model), linestyle=styles.get(transitions, "-"), marker="o",
                  markersize=3, label=f"{MODEL_LABELS.get(model, model)}, {transitions}")
-    axes[0].plot([r["step"] for r in run_rows], [r["mcc"] for r in run_rows], **style)
-    axes[1].plot([r["train_s"] / 60 for r in run_rows], [r["mcc"] for r in run_rows], **style)
-  axes[0].set_xscale("log")
-  axes[0].set(xlabel="training step", ylabel="MCC (Spearman, Hungarian)")
-  axes[1].set(xlabel="training time (minutes, 2 CPU cores)")
-  for ax in axes:
+    steps = [r["step"] for r in run_rows]
+    axes["A"].plot(steps, [r["mcc"] for r in run_rows], **style)
+    axes["B"].plot([r["train_s"] / 60 for r in run_rows], [r["mcc"] for r in run_rows], **style)
+    for factor, key in factor_axes.items():
+      axes[key].plot(steps, [r.get(f"mcc_factor/{factor}", float("nan")) for r in run_rows],
+                     **style)
+  evaluated = sorted({row["step"] for row in rows})
+  for key in "ACDEFG":  # log step axes, ticked at the evaluated steps
+    axes[key].set_xscale("log")
+    axes[key].xaxis.set_major_locator(ticker.FixedLocator(evaluated))
+    axes[key].xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    axes[key].xaxis.set_minor_locator(ticker.NullLocator())
+    if key != "A":
+      axes[key].tick_params(axis="x", labelsize=7, labelrotation=60)
+  axes["A"].set(xlabel="training step", ylabel="MCC (Spearman, Hungarian)")
+  axes["B"].set(xlabel="training time (minutes, 2 CPU cores)")
+  axes["B"].sharey(axes["A"])
+  for factor, key in factor_axes.items():
+    axes[key].set(title=factor, xlabel="step", ylim=(0, 1.02))
+    if key != "C":
+      axes[key].tick_params(labelleft=False)
+  axes["C"].set_ylabel("|Spearman| of the matched latent")
+  for ax in axes.values():
     ax.grid(alpha=0.3)
-  axes[1].legend(fontsize=8)
+  axes["B"].legend(fontsize=8)
   figure.tight_layout()
-  figure.savefig(path, dpi=120)
+  figure.savefig(path, dpi=110)
   plt.close(figure)
 
 
 def markdown_tables(rows: list[dict]) -> str:
   """One table per run: step, train_s, MCC, per-factor |Spearman| (and MIG, SAP when there)."""
+  from data import sprites
   lines = []
   for name in dict.fromkeys(row["run"] for row in rows):
     run_rows = sorted((r for r in rows if r["run"] == name), key=lambda r: r["step"])
-    factors = [k for k in run_rows[0] if k.startswith("mcc_factor/")]
+    factors = [f"mcc_factor/{name}" for name in sprites.FACTOR_NAMES
+               if f"mcc_factor/{name}" in run_rows[0]]
     lines += [f"\n{name}\n", "| step | train s | MCC | " + " | ".join(
         f.split("/")[1] for f in factors) + " | MIG | SAP |",
               "|---|---|---|" + "---|" * (len(factors) + 2)]
