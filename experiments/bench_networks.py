@@ -4,13 +4,16 @@ As a program: the SlowVAE VAE (64x64x1, z = 10, Bernoulli reconstruction + KL, A
 formulations with the same parameters and the same function: ``flax_layers`` (``nn.Conv`` stride 2
 and ``nn.ConvTranspose``), ``subpixel`` (the decoder's transposed convs as
 ``nlvae.networks.SubPixelConvTranspose``) and ``nlvae`` (also the encoder's strided convs as
-``nlvae.networks.SpaceToDepthConv``: nlvae's default).
+``nlvae.networks.SpaceToDepthConv``: nlvae's default); and one candidate not in nlvae.networks,
+``scatter_last`` (nlvae with the last transposed conv as ``ScatterConvTranspose``: one matmul and
+shifted adds; same parameters and function).
 
   python -m experiments.bench_networks [--batch 64] [--repeats 10] [--steps_per_call 1]
-      [--xla_flags=...] [--profile] [--json out.json]
+      [--xla_flags=...] [--profile] [--layers] [--json out.json]
 
 ``--profile`` also traces a few sub-pixel steps with jax.profiler and prints where the time goes
-(``profile_ops``: XLA:CPU thunk times grouped by kind of operation).
+(``profile_ops``: XLA:CPU thunk times grouped by kind of operation; on XLA:CPU 0.9.2 the trace
+misses most convolution thunks, so ``--layers`` times each layer alone instead: ``layer_times``).
 
 As a library (``experiments.benchmark --only=networks`` uses it): ``benchmark_models`` times the
 jitted training steps of several (encoder, decoder) pairs and a float32 matmul in alternating
@@ -31,6 +34,7 @@ import time
 
 import jax
 import jax.numpy as jnp
+import flax.linen as nn
 import numpy as np
 import optax
 
@@ -54,7 +58,7 @@ def forward_flops(encoder: networks.Encoder, decoder: networks.Decoder, batch: i
   ``SubPixelConvTranspose`` instead: a (taps x taps) conv with 4 x out channels on a map that may be
   one pixel larger than the input (for k = 4: (side + 1)^2 / side^2 times the model count).
   """
-  if type(encoder) is not networks.Encoder or type(decoder) is not networks.Decoder:
+  if not isinstance(encoder, networks.Encoder) or not isinstance(decoder, networks.Decoder):
     raise TypeError(f"forward_flops counts networks.Encoder/Decoder layers only, got "
                     f"{type(encoder).__name__}/{type(decoder).__name__}")
   height, _, channels = decoder.image_shape
@@ -84,6 +88,95 @@ def forward_flops(encoder: networks.Encoder, decoder: networks.Decoder, batch: i
       macs += side * side * k**2 * in_width * out_width
     side *= 2
   return 2 * macs * batch
+
+
+class ScatterConvTranspose(nn.Module):
+  """Candidate (not in nlvae.networks): ``SubPixelConvTranspose(features, 4, 2, 1)``'s function
+  and parameters computed as ONE matrix product and shifted adds, for layers with few outputs.
+
+  Each input pixel meets the whole (flipped) 4x4 kernel: ``z = x @ W`` with ``W [in, 16 out]``
+  (a [B H W, in] x [in, 16 out] matmul), then output phase r of block row m sums the taps that
+  land there, ``z[m, 0 + r] + z[m - 1, 2 + r]`` per axis (pads, slices and adds that XLA fuses),
+  depth-to-space and a one-pixel crop. Its gradients are two matmuls and the same shifts. For
+  SlowVAE's last layer (32 -> 1 channel) the sub-pixel form is a 2x2 conv with only 4 output
+  channels, which XLA:CPU runs far below its matmul speed (bench_networks.layer_times); for wide
+  outputs this form is much slower (z is 16 out channels per input pixel).
+  """
+  features: int
+  kernel_size: int = 4
+  stride: int = 2
+  padding: int = 1
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    if (self.kernel_size, self.stride, self.padding) != (4, 2, 1) or x.ndim != 4:
+      raise ValueError('ScatterConvTranspose computes kernel 4, stride 2, padding 1 on '
+                       f'[B, H, W, C]; got {self.kernel_size}, {self.stride}, {self.padding}, '
+                       f'{x.shape}')
+    batch, height, width, in_features = x.shape
+    out = self.features
+    kernel = self.param('kernel', nn.initializers.lecun_normal(), (4, 4, in_features, out))
+    weight = kernel[::-1, ::-1].transpose(2, 0, 1, 3).reshape(in_features, 16 * out)
+    z = jnp.dot(x.reshape(-1, in_features), weight)
+    z = z.reshape(batch, height, width, 2, 2, 2, 2, out)  # rows (u, r), columns (v, s)
+    z = jnp.pad(z, ((0, 0), (1, 1), (1, 1)) + ((0, 0),) * 5)
+    y = sum(z[:, 1 - u:height + 2 - u, 1 - v:width + 2 - v, u, :, v, :, :]
+            for u in range(2) for v in range(2))  # [B, H + 1, W + 1, r, s, out]
+    y = y.transpose(0, 1, 3, 2, 4, 5).reshape(batch, 2 * height + 2, 2 * width + 2, out)
+    y = y[:, 1:2 * height + 1, 1:2 * width + 1]
+    return y + self.param('bias', nn.initializers.zeros_init(), (out,))
+
+
+class ScatterLastDecoder(networks.Decoder):
+  """Candidate: nlvae's Decoder (same parameters, same function) whose last transposed conv (to
+  the image's channels) is ``ScatterConvTranspose``; the other layers as in nlvae."""
+
+  def _conv_transpose(self, features, kernel_size, stride, padding, name):
+    if name == f'up_{len(self.features) - 1}' and (kernel_size, stride, padding) == (4, 2, 1):
+      return ScatterConvTranspose(features, kernel_size, stride, padding, name=name)
+    return super()._conv_transpose(features, kernel_size, stride, padding, name)
+
+
+def scatter_last_decoder(out_channels: int = 1, image_size: int = 64) -> ScatterLastDecoder:
+  """The SlowVAE decoder with the ScatterConvTranspose candidate as its last layer."""
+  return ScatterLastDecoder((image_size, image_size, out_channels), (64, 64, 32, 32), 4, 256)
+
+
+def layer_times(batch: int = 64, repeats: int = 10, image_size: int = 64) -> dict:
+  """Per-layer time of the SlowVAE network in nlvae's formulation (and the candidate last layer):
+  {layer: {"forward_ms", "forward_backward_ms"}}, the fastest of ``repeats`` jitted calls each
+  (the fastest, as other processes' load only adds time). forward_backward: gradients of
+  sum(y^2) for the kernel, bias and (but for the first layer, whose input is the images) input.
+  """
+  side = image_size
+  layers = {}
+  widths = (1, 32, 32, 64, 64)
+  for i in range(4):
+    layers[f'encoder conv_{i} ({widths[i]}->{widths[i + 1]}, {side}->{side // 2})'] = (
+        networks.SpaceToDepthConv(widths[i + 1], 4, 1), (batch, side, side, widths[i]), i > 0)
+    side //= 2
+  up = (64, 64, 32, 32, 1)
+  for i in range(4):
+    layers[f'decoder up_{i} ({up[i]}->{up[i + 1]}, {side}->{2 * side})'] = (
+        networks.SubPixelConvTranspose(up[i + 1], 4, 2, 1), (batch, side, side, up[i]), True)
+    if i == 3:
+      layers[f'decoder up_{i} candidate ScatterConvTranspose'] = (
+          ScatterConvTranspose(up[i + 1]), (batch, side, side, up[i]), True)
+    side *= 2
+  rng = np.random.default_rng(0)
+  results = {}
+  for name, (module, shape, input_grad) in layers.items():
+    x = jnp.asarray(rng.standard_normal(shape), jnp.float32)
+    params = jax.jit(module.init)(jax.random.key(0), x)
+    loss = lambda p, x, m=module: jnp.sum(m.apply(p, x)**2)
+    grad = jax.jit(jax.grad(loss, argnums=(0, 1) if input_grad else 0))
+    forward = jax.jit(module.apply)
+    timings = {}
+    for label, fn in (('forward_ms', forward), ('forward_backward_ms', grad)):
+      time_call(fn, params, x)
+      timings[label] = 1e3 * min(time_call(fn, params, x) for _ in range(repeats))
+    results[name] = timings
+  return results
 
 
 def vae_loss(encoder, decoder, params, images, noise):
@@ -293,6 +386,14 @@ def print_profile(profile: dict, title: str) -> None:
   print("  top ops: " + ", ".join(f"{name} {ms:.1f} ms" for name, ms in profile['top']), flush=True)
 
 
+def print_layer_times(layers: dict, title: str) -> None:
+  """One line per layer of a ``layer_times`` result."""
+  print(f"SlowVAE layers alone ({title}; fastest of the rounds):")
+  for name, row in layers.items():
+    print(f"  {name:<48} forward {row['forward_ms']:7.2f} ms   forward + backward "
+          f"{row['forward_backward_ms']:7.2f} ms", flush=True)
+
+
 def print_table(result: dict, title: str) -> None:
   """One line per model of a ``benchmark_models`` result."""
   print(f"{title}: batch {result['batch']}, {result['steps_per_call']} step(s) per call, f32 "
@@ -318,6 +419,8 @@ def main():
   parser.add_argument('--json', default=None, help='write the results to this JSON file')
   parser.add_argument('--profile', action='store_true',
                       help='also trace each step and print where the time goes')
+  parser.add_argument('--layers', action='store_true',
+                      help='also time each conv layer alone (layer_times) and print it')
   parser.add_argument('--xla_flags', default='',
                       help="appended to XLA_FLAGS, e.g. '--xla_cpu_experimental_ynn_fusion_type='")
   args = parser.parse_args()
@@ -332,6 +435,8 @@ def main():
       'flax_layers': (flax_encoder, networks.slowvae_decoder(1, args.image_size, 'conv_transpose')),
       'subpixel': (flax_encoder, networks.slowvae_decoder(1, args.image_size, 'subpixel')),
       'nlvae': (encoder, networks.slowvae_decoder(1, args.image_size, 'subpixel')),
+      # candidate, not nlvae's default: the last layer as one matmul + shifted adds
+      'scatter_last': (encoder, scatter_last_decoder(1, args.image_size)),
   }
   results = benchmark_models(models, args.batch, repeats=args.repeats, warmup=args.warmup,
                              steps_per_call=args.steps_per_call, matmul_size=args.matmul_size,
@@ -352,6 +457,9 @@ def main():
   for name, row in rows.items():
     if 'profile' in row:
       print_profile(row['profile'], f"{name}: XLA:CPU ops per step")
+  if args.layers:
+    results['layers'] = layer_times(args.batch, args.repeats, args.image_size)
+    print_layer_times(results['layers'], f"batch {args.batch}")
   if args.json:
     with open(args.json, 'w') as f:
       json.dump(results, f, indent=2)

@@ -285,19 +285,53 @@ def matmul_gflops(size: int = 2048, repeats: int = 5, device: str = 'cpu') -> fl
   return 2 * size**3 / float(np.median(times[1:])) / 1e9
 
 
-def layer_times(images: np.ndarray, noise: np.ndarray, repeats: int = 3,
-                threads: int | None = 2) -> dict:
-  """torch.profiler's CPU time per kind of op of one training step (forward + backward + Adam):
-  {op name: ms per step}, the 12 largest."""
-  from torch.profiler import ProfilerActivity, profile
-  step = TorchSlowVAEStep(images, noise, threads=threads)
-  step()
-  with profile(activities=[ProfilerActivity.CPU]) as prof:
-    for _ in range(repeats):
-      step()
-  rows = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
-  return {e.key: e.self_cpu_time_total / 1e3 / repeats for e in rows[:12]}
+def layer_times(batch: int = 64, repeats: int = 10, image_size: int = 64,
+                threads: int | None = None, device: str = 'cpu') -> dict:
+  """Per-layer time of the PyTorch SlowVAE's conv layers, as bench_networks.layer_times times
+  nlvae's: {layer: {"forward_ms", "forward_backward_ms"}}, the fastest of ``repeats`` calls;
+  forward_backward: gradients of sum(y^2) for weight, bias and (but for the first layer) input.
+  """
+  if threads:
+    torch.set_num_threads(threads)
+  side = image_size
+  layers = {}
+  widths = (1, 32, 32, 64, 64)
+  for i in range(4):
+    layers[f'encoder conv_{i} ({widths[i]}->{widths[i + 1]}, {side}->{side // 2})'] = (
+        nn.Conv2d(widths[i], widths[i + 1], 4, 2, 1), (batch, widths[i], side, side), i > 0)
+    side //= 2
+  up = (64, 64, 32, 32, 1)
+  for i in range(4):
+    layers[f'decoder up_{i} ({up[i]}->{up[i + 1]}, {side}->{2 * side})'] = (
+        nn.ConvTranspose2d(up[i], up[i + 1], 4, 2, 1), (batch, up[i], side, side), True)
+    side *= 2
+  generator = torch.Generator().manual_seed(0)
+  results = {}
+  for name, (module, shape, input_grad) in layers.items():
+    module = module.to(device)
+    x = torch.randn(shape, generator=generator).to(device).requires_grad_(input_grad)
 
+    def forward(module=module, x=x):
+      with torch.no_grad():
+        return float(module(x)[0, 0, 0, 0])
+
+    def forward_backward(module=module, x=x):
+      module.zero_grad(set_to_none=True)
+      x.grad = None
+      (module(x)**2).sum().backward()
+      return float(module.weight.grad[0, 0, 0, 0])
+
+    timings = {}
+    for label, fn in (('forward_ms', forward), ('forward_backward_ms', forward_backward)):
+      fn()
+      times = []
+      for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+      timings[label] = 1e3 * min(times)
+    results[name] = timings
+  return results
 
 if __name__ == '__main__':
   if sys.argv[1:] == ['--worker']:

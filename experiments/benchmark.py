@@ -55,6 +55,9 @@ _TORCH_THREADS = flags.DEFINE_integer(
 _TORCH_PROCESS = flags.DEFINE_enum(
     "torch_process", "child", ["child", "same"], "--only=pytorch: run the PyTorch step in a child "
     "process (its OpenMP threads apart from XLA's thread pool) or in this process.")
+_CANDIDATES = flags.DEFINE_bool(
+    "candidates", True, "--only=pytorch: also time bench_networks' candidate formulations "
+    "(scatter_last) in the same rounds.")
 _XLA_DEFAULTS = flags.DEFINE_bool(
     "xla_defaults", False, "Run with XLA:CPU's default flags, without nlvae.xla_cpu.FAST_FLAGS.")
 _MATMUL_CHILD = flags.DEFINE_bool(
@@ -239,7 +242,7 @@ def networks_benchmark(repeats: int, batches) -> dict:
 
 def pytorch_benchmark(repeats: int, batches, threads: int = 2, process: str = "child",
                       image_size: int = 64, tolerance: float = 1e-4,
-                      matmul_size: int = 2048) -> dict:
+                      matmul_size: int = 2048, candidates: bool = False) -> dict:
   """nlvae's SlowVAE step against the same network in PyTorch (experiments.bench_torch), timed in
   the same alternating rounds as the f32 matmul (bench_networks.benchmark_models, side_by_side).
 
@@ -249,6 +252,8 @@ def pytorch_benchmark(repeats: int, batches, threads: int = 2, process: str = "c
   torch is not installed (the ``bench`` extra), else per batch the benchmark_models result plus
   "nlvae_over_pytorch" (ratio of images/s: of the medians, "per_round": median over rounds of the
   ratio within a round, "best": of the fastest rounds) and "initial_loss_relative_difference".
+  With ``candidates``, bench_networks' candidate formulations (same function and parameters, not
+  nlvae's default) run in the same rounds: "<name>_over_pytorch" and "<name>_over_nlvae".
   """
   try:
     from experiments import bench_torch
@@ -265,12 +270,15 @@ def pytorch_benchmark(repeats: int, batches, threads: int = 2, process: str = "c
     steps.append(step_class(images, noise, params=params, threads=threads, device=device))
     return steps[-1]
 
-  model = (networks.slowvae_encoder(10), networks.slowvae_decoder(1, image_size))
+  encoder = networks.slowvae_encoder(10)
+  models = {"nlvae": (encoder, networks.slowvae_decoder(1, image_size))}
+  if candidates:  # formulations not (yet) in nlvae.networks, timed in the same rounds
+    models["scatter_last"] = (encoder, bench_networks.scatter_last_decoder(1, image_size))
   results = {"torch_process": process, "torch_threads": threads, "torch_device": device}
   for batch in batches:
     try:
       result = bench_networks.benchmark_models(
-          {"nlvae": model}, int(batch), repeats=repeats, matmul_size=matmul_size,
+          models, int(batch), repeats=repeats, matmul_size=matmul_size,
           side_by_side={"pytorch": ("nlvae", factory)})
     finally:
       for step in steps:
@@ -291,6 +299,12 @@ def pytorch_benchmark(repeats: int, batches, threads: int = 2, process: str = "c
         median=nl["images_per_s"] / pt["images_per_s"], per_round=float(np.median(per_round)),
         best=pt["min_step_ms"] / nl["min_step_ms"])
     result["initial_loss_relative_difference"] = difference
+    for name, row in result["models"].items():
+      if name not in ("nlvae", "pytorch"):
+        result[f"{name}_over_pytorch"] = row["images_per_s"] / pt["images_per_s"]
+        result[f"{name}_over_nlvae"] = dict(
+            median=row["images_per_s"] / nl["images_per_s"], per_round=float(np.median(
+                [n / c for n, c in zip(nl["step_ms_per_round"], row["step_ms_per_round"])])))
     results[f"batch_{batch}"] = result
     bench_networks.print_table(result, f"SlowVAE: nlvae vs PyTorch ({device}, torch "
                                        f"{pt['info'].get('torch')}, {threads} threads, {process} "
@@ -300,6 +314,11 @@ def pytorch_benchmark(repeats: int, batches, threads: int = 2, process: str = "c
           f"(median of the rounds' ratios), {ratio['best']:.2f}x (fastest rounds); initial losses "
           f"{nl['initial_loss']:.4f} vs {pt['initial_loss']:.4f}; torch matmul "
           f"{pt['info'].get('matmul_gflops_per_s', float('nan')):.1f} GFLOP/s", flush=True)
+    for name in result["models"]:
+      if f"{name}_over_nlvae" in result:
+        print(f"  candidate {name}: {result[f'{name}_over_pytorch']:.2f}x PyTorch, "
+              f"{result[f'{name}_over_nlvae']['per_round']:.2f}x nlvae (median of the rounds' "
+              "ratios)", flush=True)
   return results
 
 
@@ -374,7 +393,8 @@ def main(argv):
   results = {"device": str(jax.devices()[0]), "date": time.strftime("%Y-%m-%d")}
   runners = {"networks": lambda: networks_benchmark(_REPEATS.value, _BATCHES.value),
              "pytorch": lambda: pytorch_benchmark(_REPEATS.value, _BATCHES.value,
-                                                  _TORCH_THREADS.value, _TORCH_PROCESS.value),
+                                                  _TORCH_THREADS.value, _TORCH_PROCESS.value,
+                                                  candidates=_CANDIDATES.value),
              "kl": lambda: kl_benchmark(_REPEATS.value),
              "data": lambda: data_benchmark(_REPEATS.value),
              "compile": compile_benchmark}

@@ -1,17 +1,22 @@
-"""experiments/bench_torch.py: the PyTorch SlowVAE used by `experiments.benchmark --only=pytorch`.
-
-Needs the optional `bench` extra (torch); skipped without it.
+"""The side-by-side benchmark's networks: experiments/bench_torch.py (the PyTorch SlowVAE of
+`experiments.benchmark --only=pytorch`; needs the optional `bench` extra, torch, and is skipped
+without it) and bench_networks' candidate formulation (ScatterConvTranspose; no torch needed).
 """
+import importlib.util
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
-torch = pytest.importorskip("torch")
+from experiments import bench_networks
+from nlvae import networks
 
-from experiments import bench_networks, bench_torch  # noqa: E402  (after the skip)
-from nlvae import networks  # noqa: E402
+if importlib.util.find_spec("torch") is not None:
+  from experiments import bench_torch
+needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None,
+                                 reason="torch is not installed (the optional `bench` extra)")
 
 
 def _data(batch, size=64, seed=0):
@@ -32,6 +37,7 @@ def _flax_params(encoder, decoder, images, noise, seed=0):
   return jax.tree_util.tree_map(draw, shapes)
 
 
+@needs_torch
 def test_parameter_count_is_the_slowvae_count_in_both_frameworks():
   model = bench_torch.SlowVAE(latent_dim=10, channels=1, image_size=64)
   images, noise = _data(1)
@@ -41,6 +47,7 @@ def test_parameter_count_is_the_slowvae_count_in_both_frameworks():
   assert networks.num_params(params) == bench_torch.SLOWVAE_NUM_PARAMS
 
 
+@needs_torch
 def test_same_weights_same_loss_and_same_adam_steps():
   """nlvae's parameters copied into the torch module: the loss before and after two Adam steps
   agrees to float32 rounding (relative 1e-5), so both benchmarks time the same computation."""
@@ -58,6 +65,7 @@ def test_same_weights_same_loss_and_same_adam_steps():
   assert torch_losses[2] < torch_losses[0]  # the optimizer moved the parameters (lr 1e-4)
 
 
+@needs_torch
 def test_torch_initialisation_differs_without_ported_weights():
   """Without params the torch module keeps PyTorch's own initialisation (a different loss), so
   the agreement above comes from load_flax_params, not from chance."""
@@ -69,6 +77,7 @@ def test_torch_initialisation_differs_without_ported_weights():
   assert abs(ported - fresh) > 1e-3 * abs(ported)
 
 
+@needs_torch
 def test_worker_process_matches_in_process_step():
   images, noise = _data(2, size=32)
   encoder, decoder = networks.slowvae_encoder(10), networks.slowvae_decoder(1, 32)
@@ -84,9 +93,47 @@ def test_worker_process_matches_in_process_step():
     assert worker() == pytest.approx(local(), rel=1e-5)
 
 
+@needs_torch
 def test_load_flax_params_rejects_wrong_shapes():
   images, noise = _data(1)
   params = _flax_params(networks.slowvae_encoder(10), networks.slowvae_decoder(1, 64), images,
                         noise)
   with pytest.raises(ValueError, match="does not fit"):
     bench_torch.load_flax_params(bench_torch.SlowVAE(latent_dim=12), params)
+
+
+def test_scatter_conv_transpose_is_the_sub_pixel_function():
+  """The candidate computes SubPixelConvTranspose(4, 2, 1) with the same parameters: outputs and
+  gradients (input and kernel) agree to float32 rounding, for 1 and 3 output channels."""
+  rng = np.random.default_rng(3)
+  for shape, features in (((2, 5, 4, 6), 1), ((1, 3, 3, 2), 3)):
+    x = jnp.asarray(rng.standard_normal(shape), jnp.float32)
+    reference = networks.SubPixelConvTranspose(features, 4, 2, 1)
+    candidate = bench_networks.ScatterConvTranspose(features)
+    params = jax.tree_util.tree_map(
+        lambda leaf: jnp.asarray(rng.standard_normal(leaf.shape), jnp.float32),
+        jax.eval_shape(reference.init, jax.random.key(0), x))
+    assert jax.tree_util.tree_structure(params) == jax.tree_util.tree_structure(
+        jax.eval_shape(candidate.init, jax.random.key(0), x))
+    weights = jnp.asarray(rng.standard_normal((shape[0], 2 * shape[1], 2 * shape[2], features)),
+                          jnp.float32)
+    outputs, grads = [], []
+    for module in (reference, candidate):
+      loss = lambda p, x, m=module: jnp.sum(weights * jnp.sin(m.apply(p, x)))
+      outputs.append(module.apply(params, x))
+      grads.append(jax.grad(loss, argnums=(0, 1))(params, x))
+    assert outputs[0].shape == (shape[0], 2 * shape[1], 2 * shape[2], features)
+    np.testing.assert_allclose(outputs[1], outputs[0], rtol=1e-5, atol=1e-5)
+    for a, b in zip(jax.tree_util.tree_leaves(grads[1]), jax.tree_util.tree_leaves(grads[0])):
+      np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_scatter_last_decoder_has_nlvae_parameters_and_function():
+  decoder = networks.slowvae_decoder(1, 32)
+  candidate = bench_networks.scatter_last_decoder(1, 32)
+  latents = jnp.asarray(np.random.default_rng(0).standard_normal((2, 10)), jnp.float32)
+  params = decoder.init(jax.random.key(1), latents)
+  np.testing.assert_allclose(candidate.apply(params, latents), decoder.apply(params, latents),
+                             rtol=1e-5, atol=1e-5)
+  assert bench_networks.forward_flops(networks.slowvae_encoder(10), candidate, 1) == \
+      bench_networks.forward_flops(networks.slowvae_encoder(10), decoder, 1)
