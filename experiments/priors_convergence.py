@@ -86,7 +86,8 @@ def errors(prior: priors.ANMPrior, mean, std, gmm: gaussians.GaussianMixture) ->
                                                          gmm), np.float64))
   return dict(mean_error=float(moments.mean[0]) - exact_mean,
               variance_error=float(moments.cov[0, 0]) / exact_var - 1.0,
-              l1=float(np.sum(np.abs(density - exact_density(prior, mean, std, z))) * (z[1] - z[0])))
+              l1=float(np.sum(np.abs(density - exact_density(prior, mean, std, z)))
+                       * (z[1] - z[0])))
 
 
 def case_errors(prior: priors.ANMPrior, case: str, num_components: int, method: str) -> dict:
@@ -112,10 +113,11 @@ def main(argv):
   for col, case in enumerate(CASES):
     for row, (key, label) in enumerate(quantities):
       ax = axes[row, col]
-      for method, style in (("quasi", "o--"), ("directional", "s-")):
+      for method, style, name in (("quasi", "o--", "quasi (original split)"),
+                                  ("directional", "s-", "directional (the default 'auto' here)")):
         ks = COMPONENTS[method]
         ax.loglog(ks, [max(abs(results[case][method][k][key]), 1e-6) for k in ks], style,
-                  label=f"{method}" + (" (original)" if method == "quasi" else " (default)"))
+                  label=name)
       ax.grid(True, which="both", alpha=0.3)
       if row == 0:
         ax.set_title(case)

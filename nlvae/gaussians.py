@@ -60,8 +60,9 @@ def cholesky(cov: jax.Array) -> jax.Array:
   return jnp.linalg.cholesky(0.5 * (cov + jnp.swapaxes(cov, -1, -2)))
 
 
-def gaussian_log_prob(x: jax.Array, gaussian: Gaussian, offset: jax.Array | None = None) -> jax.Array:
-  """log N(x + offset; mean, cov). x, offset: [..., D] (broadcast against the Gaussian). Returns [...].
+def gaussian_log_prob(x: jax.Array, gaussian: Gaussian,
+                      offset: jax.Array | None = None) -> jax.Array:
+  """log N(x + offset; mean, cov). x, offset: [..., D], broadcast against the Gaussian -> [...].
 
   The difference to the mean is formed as (x - mean) + offset, so a point written as a large
   anchor plus a small offset (a sample mean + L eps) keeps the offset's precision: in float32,

@@ -22,8 +22,10 @@ Vocabulary, shared with `nlvae.gaussians` and `nlvae.kl`:
   num_components: K, components of the split history (and of the prior mixture it gives).
   num_samples: S, Monte Carlo draws (per frame in `sequence_kl`, per component of q in
   `kl.mixture_kl`, trajectories in `rollout`).
-  method: how the history is split into K components (SPLIT_METHODS); bandwidth: the width of a
-  component relative to the history (see `split_gaussian`).
+  method: how the history is split into K components (SPLIT_METHODS, default "auto": a grid
+  along the one history axis where f is nonlinear when there is one, as for the pendulum, else
+  the original quasi-random split; see `split_history`); bandwidth: the width of a component
+  relative to the history (see `split_gaussian`).
   key: a PRNG key, needed only where something is drawn (a clear error says where).
   Mixtures: log_weights [..., K], means [..., K, D], covs [..., K, D, D], with the same batch axes
   [...] in every field.
@@ -55,10 +57,12 @@ from nlvae.gaussians import Gaussian, GaussianMixture
 Transition = Callable[[jax.Array, dict], jax.Array]
 
 NOISE_TYPES = ("gaussian", "laplace")
-# "directional" (default): a grid along the whitened history axis where f is most nonlinear;
+# "auto" (default): "directional" where f is nonlinear along one whitened history axis, else
+#   "quasi" (see split_history);
+# "directional": a grid along the whitened history axis where f is most nonlinear;
 # "quasi": Halton points in every direction with Silverman's bandwidth (the original split);
 # "random": like "quasi" with whitened antithetic normal draws (needs a key).
-SPLIT_METHODS = ("directional", "quasi", "random")
+SPLIT_METHODS = ("auto", "directional", "quasi", "random")
 ESTIMATORS = ("mixture", "sequential")
 
 
@@ -448,8 +452,8 @@ def split_gaussian(gaussian: Gaussian, num_components: int, *, method: str = "qu
   Write h = m + L u with L the Cholesky factor of S and u ~ N(0, I) (whitened coordinates).
     "quasi", "random": K equally weighted components N(m + sqrt(1 - b^2) L eps_k, b^2 S) with
       offsets eps_k of zero mean and identity covariance, Halton points ("quasi") or whitened
-      antithetic normal draws from `key` ("random"; antithetic once K >= 2n - 1); b^2 = silverman_bandwidth(n, K) unless
-      `bandwidth` b is given. Needs K > n. Every direction is split, so b shrinks only like
+      antithetic normal draws from `key` ("random"; antithetic once K >= 2n - 1);
+      b^2 = silverman_bandwidth(n, K) unless `bandwidth` b is given. Needs K > n. Every direction is split, so b shrinks only like
       K^(-1/(n+4)) (the original split).
     "directional": a 1-D grid along the whitened unit vector `direction` [n] (required; see
       `nonlinear_direction`): components N(m + sqrt(1 - b^2) x_k L v, L (I - (1 - b^2) v v^T) L^T)
@@ -497,7 +501,8 @@ def split_gaussian(gaussian: Gaussian, num_components: int, *, method: str = "qu
     eps_chol = jnp.linalg.cholesky(eps.T @ eps / num_components)
     eps = jax.scipy.linalg.solve_triangular(eps_chol, eps.T, lower=True).T
   else:
-    raise ValueError(f"method must be one of {SPLIT_METHODS}, got {method!r}")
+    raise ValueError("split_gaussian's method must be 'directional', 'quasi' or 'random' ('auto' "
+                     f"needs the prior's f: split_history), got {method!r}")
   h2 = silverman_bandwidth(dim, num_components) if bandwidth is None else bandwidth**2
   centres = mean + jnp.sqrt(1.0 - h2) * eps @ chol.T
   covs = jnp.broadcast_to(h2 * cov, (num_components, dim, dim))
@@ -519,15 +524,15 @@ def _flat_history(prior: ANMPrior, history: Gaussian) -> Gaussian:
 
 
 @_jit()
-def nonlinear_direction(prior: ANMPrior, history: Gaussian) -> jax.Array:
-  """The whitened history axis along which f is most nonlinear: a one-hot vector [n].
+def axis_curvature(prior: ANMPrior, history: Gaussian) -> jax.Array:
+  """How nonlinear f is along each whitened history axis: [n], >= 0 (0 everywhere for linear f).
 
   With h = m + L u (L the Cholesky factor of the history covariance; for a diagonal posterior the
   whitened axes are the history's own (frame, latent) coordinates), the curvature of axis i is
   sum_j (C^(-1/2) d^2 f / du_i du_j)^2 summed over the outputs and averaged over the 2n + 1
   sigma points u = 0, +-sqrt(3) e_i, where C = J S J^T + Sigma_eps is the extended-Kalman
-  prediction covariance (so outputs are compared in units of their spread). The choice is held
-  fixed under differentiation. history: mean [P, D] or [n], cov [n, n].
+  prediction covariance (so outputs are compared in units of their spread). Not differentiated
+  (a design choice of the split). history: mean [P, D] or [n], cov [n, n].
   """
   mean, cov = (jax.lax.stop_gradient(x) for x in _flat_history(prior, history))
   n = mean.shape[0]
@@ -538,13 +543,20 @@ def nonlinear_direction(prior: ANMPrior, history: Gaussian) -> jax.Array:
   jac = jax.jacfwd(g)(zero)  # [D, n]
   output_chol = gaussians.cholesky(jac @ jac.T + jnp.diag(prior.noise_variance()))
   eye = jnp.eye(n, dtype=mean.dtype)
-  sigma_points = jnp.concatenate([zero[None], jnp.sqrt(3.0) * eye, -jnp.sqrt(3.0) * eye])
+  sigma_points = jnp.concatenate([zero[None], 3.0**0.5 * eye, -(3.0**0.5) * eye])
   hessians = jax.vmap(jax.hessian(g))(sigma_points)  # [2n+1, D, n, n]
   output_whitening = jax.scipy.linalg.solve_triangular(
       output_chol, jnp.eye(output_chol.shape[0], dtype=mean.dtype), lower=True)
   whitened = jnp.einsum("de,seij->sdij", output_whitening, hessians)
-  curvature = jnp.sum(whitened**2, axis=(0, 1, 3))  # [n]
-  return jax.nn.one_hot(jnp.argmax(curvature), n, dtype=mean.dtype)
+  return jnp.sum(whitened**2, axis=(0, 1, 3)) / sigma_points.shape[0]
+
+
+@_jit()
+def nonlinear_direction(prior: ANMPrior, history: Gaussian) -> jax.Array:
+  """The whitened history axis along which f is most nonlinear (largest `axis_curvature`): a
+  one-hot vector [n], held fixed under differentiation. history: mean [P, D] or [n], cov [n, n]."""
+  curvature = axis_curvature(prior, history)
+  return jax.nn.one_hot(jnp.argmax(curvature), curvature.shape[0], dtype=curvature.dtype)
 
 
 @_jit("num_components")
@@ -580,32 +592,59 @@ def directional_bandwidth(prior: ANMPrior, history: Gaussian, direction: jax.Arr
   return jnp.sqrt(b2)
 
 
-@_jit("num_components", "method")
+# method="auto" splits along one axis when that axis carries at least this share of
+# `axis_curvature` (the pendulum: all of it), otherwise in every direction ("quasi").
+AUTO_CURVATURE_SHARE = 0.95
+
+
+@_jit("num_components", "method", "adapt_bandwidth")
 def split_history(prior: ANMPrior, history: Gaussian, num_components: int, *,
-                  method: str = "directional", key: jax.Array | None = None,
-                  bandwidth: float | jax.Array | None = None) -> GaussianMixture:
-  """`split_gaussian` of the flattened history, with the "directional" split's direction
-  (`nonlinear_direction`) and bandwidth (`directional_bandwidth`, unless given) chosen for the
-  prior's f. history: mean [P, D] or [n], cov [n, n]. Returns means [K, n], covs [K, n, n]."""
+                  method: str = "auto", key: jax.Array | None = None,
+                  bandwidth: float | jax.Array | None = None,
+                  adapt_bandwidth: bool = True) -> GaussianMixture:
+  """`split_gaussian` of the flattened history, with the split chosen for the prior's f.
+
+  method "directional": along `nonlinear_direction`, with `directional_bandwidth` (or, if
+  adapt_bandwidth is False, `grid_width`) unless `bandwidth` is given. "auto" (the default of
+  every entry point): "directional" where the most curved whitened axis carries at least
+  AUTO_CURVATURE_SHARE of `axis_curvature` (f nonlinear along one history direction, as for the
+  pendulum; or K <= n, or f linear, where any split is exact), otherwise "quasi" (f nonlinear in
+  several directions, e.g. quadratic drag in 2-D, where a 1-D split would leave the rest
+  unsplit). "quasi", "random": as in `split_gaussian`. The choice is made inside the computation
+  (both splits are built), so it needs no retrace. history: mean [P, D] or [n], cov [n, n].
+  Returns a GaussianMixture, means [K, n], covs [K, n, n].
+  """
   history = _flat_history(prior, history)
-  direction = None
-  if method == "directional" and num_components > 1:
-    direction = nonlinear_direction(prior, history)
-    if bandwidth is None:
-      bandwidth = directional_bandwidth(prior, history, direction, num_components)
-  return split_gaussian(history, num_components, method=method, key=key, bandwidth=bandwidth,
-                        direction=direction)
+  n = history.mean.shape[0]
+  if method not in SPLIT_METHODS:
+    raise ValueError(f"method must be one of {SPLIT_METHODS}, got {method!r}")
+  if num_components == 1 or method in ("quasi", "random"):
+    return split_gaussian(history, num_components, method=method, key=key, bandwidth=bandwidth)
+  curvature = axis_curvature(prior, history)
+  direction = jax.nn.one_hot(jnp.argmax(curvature), n, dtype=curvature.dtype)
+  directional_width = bandwidth
+  if directional_width is None:
+    directional_width = (directional_bandwidth(prior, history, direction, num_components)
+                         if adapt_bandwidth else grid_width(num_components))
+  directional = split_gaussian(history, num_components, method="directional",
+                               bandwidth=directional_width, direction=direction)
+  if method == "directional" or num_components <= n:
+    return directional
+  quasi = split_gaussian(history, num_components, method="quasi", bandwidth=bandwidth)
+  total = jnp.sum(curvature)
+  one_axis = jnp.max(curvature) >= AUTO_CURVATURE_SHARE * total  # also when f is linear
+  return jax.tree.map(lambda a, b: jnp.where(one_axis, a, b), directional, quasi)
 
 
 @_jit("num_components", "method")
 def pushforward(prior: ANMPrior, history: Gaussian, *, num_components: int = 1,
-                method: str = "directional", key: jax.Array | None = None,
+                method: str = "auto", key: jax.Array | None = None,
                 bandwidth: float | jax.Array | None = None) -> GaussianMixture:
   """Linearised pushforward of a Gaussian history through the prior: p(z_t) as a GMM.
 
   history: Gaussian over h = (z_{t-P}, ..., z_{t-1}), mean [P, D] or flattened [n], cov [n, n]
-  (frame-major). The history is split into K components N(h_k, S_k) (`split_history`; method and
-  bandwidth as in `split_gaussian`, key only for method="random"), and each is pushed through f
+  (frame-major). The history is split into K components N(h_k, S_k) (`split_history`: method,
+  bandwidth; key only for method="random"), and each is pushed through f
   linearised at its centre, J_k = jax.jacfwd(f)(h_k):
   {w_k, N(f(h_k), J_k S_k J_k^T + Sigma_eps)}. K = 1 is the extended-Kalman prediction step.
   Returns a GaussianMixture, log_weights [K], means [K, D], covs [K, D, D]. Jit-compiled, static:
@@ -623,7 +662,7 @@ def pushforward(prior: ANMPrior, history: Gaussian, *, num_components: int = 1,
 
 @_jit("num_components", "method")
 def linearize(prior: ANMPrior, history_mean: jax.Array, history_var: jax.Array, *,
-              num_components: int = 1, method: str = "directional", key: jax.Array | None = None,
+              num_components: int = 1, method: str = "auto", key: jax.Array | None = None,
               bandwidth: float | jax.Array | None = None) -> GaussianMixture:
   """Prior GMM p(z_t) ~ integral p(z_t | h) q(h) dh for a diagonal Gaussian posterior of the history.
 
@@ -664,7 +703,7 @@ def _missing_key(what: str) -> ValueError:
 @_jit("estimator", "num_components", "num_samples", "method")
 def sequence_kl(prior: ANMPrior, posterior_mean: jax.Array, posterior_var: jax.Array,
                 key: jax.Array | None = None, *, estimator: str = "mixture",
-                num_components: int = 1, num_samples: int = 1, method: str = "directional",
+                num_components: int = 1, num_samples: int = 1, method: str = "auto",
                 bandwidth: float | jax.Array | None = None) -> jax.Array:
   """Per-frame KL terms between a factorised Gaussian posterior q(z_1..z_T) and the prior.
 
@@ -764,7 +803,7 @@ def _sample_noise(prior: ANMPrior, key: jax.Array, shape, dtype) -> jax.Array:
 def rollout(prior: ANMPrior, initial_history: jax.Array, num_steps: int, *,
             history_var: jax.Array | None = None, num_components: int = 1,
             key: jax.Array | None = None, num_samples: int = 0,
-            method: str = "directional") -> Rollout:
+            method: str = "auto") -> Rollout:
   """Rolls the prior forward N = num_steps frames from an initial history [P, D].
 
   history_var [P, D] is the uncertainty of the initial history (default: the prior's noise
@@ -779,7 +818,7 @@ def rollout(prior: ANMPrior, initial_history: jax.Array, num_steps: int, *,
   if order == 0:
     raise ValueError("rollout needs a prior of order >= 1")
   if method == "random":
-    raise ValueError("rollout splits with method='directional' or 'quasi'")
+    raise ValueError("rollout splits with method='auto', 'directional' or 'quasi'")
   chex.assert_shape(initial_history, (order, dim))
   dtype = initial_history.dtype
   if history_var is None:
@@ -790,10 +829,9 @@ def rollout(prior: ANMPrior, initial_history: jax.Array, num_steps: int, *,
   if num_components > 1:
     start = Gaussian(start.mean, start.cov + 1e-12 * jnp.eye(n, dtype=dtype))
   # The history frames are themselves frames of the rollout: their marginals must be smooth, so
-  # the directional split keeps its widest components (grid_width) rather than narrowing them
+  # a directional split keeps its widest components (grid_width) rather than narrowing them
   # for the next step's pushforward.
-  bandwidth = grid_width(num_components) if method == "directional" and num_components > 1 else None
-  components = split_history(prior, start, num_components, method=method, bandwidth=bandwidth)
+  components = split_history(prior, start, num_components, method=method, adapt_bandwidth=False)
   process_noise = jnp.zeros((n, n), dtype).at[n - dim:, n - dim:].set(
       jnp.diag(prior.noise_variance()).astype(dtype))
 

@@ -52,7 +52,7 @@ def test_split_gaussian_preserves_mean_and_covariance():
                                 jnp.asarray(a @ a.T + np.eye(4), jnp.float32))
   direction = jnp.asarray(rng.normal(size=4), jnp.float32)
   direction = direction / jnp.linalg.norm(direction)
-  for method in priors.SPLIT_METHODS:
+  for method in ("directional", "quasi", "random"):  # "auto" needs a prior: split_history
     for num_components in (5, 32):
       mixture = priors.split_gaussian(gaussian, num_components, method=method,
                                       key=jax.random.PRNGKey(0), direction=direction)
@@ -80,6 +80,24 @@ def test_nonlinear_direction_is_the_axis_where_f_curves():
   # A transition curved in the older frame only picks the first axis.
   older = priors.make_prior(older_frame_cubic, 2, {}, 1)
   np.testing.assert_array_equal(priors.nonlinear_direction(older, history), [1.0, 0.0])
+
+
+def test_auto_split_is_directional_for_one_curved_axis_and_quasi_for_several():
+  def split(prior, method):
+    n = prior.order * prior.latent_dim
+    history = gaussians.diag_gaussian(jnp.linspace(0.1, 1.0, n), jnp.full(n, 0.05))
+    return priors.split_history(prior, history, 16, method=method)
+
+  pendulum = priors.pendulum(dt=0.5)
+  for a, b in zip(split(pendulum, "auto"), split(pendulum, "directional")):
+    np.testing.assert_array_equal(a, b)
+  # Quadratic drag in 2-D curves f along all four whitened axes (the velocities).
+  falling = priors.falling(drag=2.0, dt=0.2, latent_dim=2)
+  curvature = priors.axis_curvature(falling, gaussians.diag_gaussian(jnp.linspace(0.1, 1.0, 4),
+                                                                      jnp.full(4, 0.05)))
+  assert np.max(curvature) < priors.AUTO_CURVATURE_SHARE * np.sum(curvature)
+  for a, b in zip(split(falling, "auto"), split(falling, "quasi")):
+    np.testing.assert_array_equal(a, b)
 
 
 def older_frame_cubic(history, params):

@@ -1,4 +1,4 @@
-"""nlvae.priors as a library: jitted entry points without retracing, dtypes, keys, rollout densities."""
+"""nlvae.priors as a library: jitted entry points without retracing, dtypes, keys, rollouts."""
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -1,4 +1,4 @@
-"""The directional split's prior mixture against the exact pushforward: closed forms and the K = 16 goal."""
+"""The directional split against the exact pushforward: closed forms and the K = 16 goal."""
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -26,9 +26,11 @@ def test_closed_form_pushforward_of_the_pendulum_matches_monte_carlo():
   step = grid[1] - grid[0]
   np.testing.assert_allclose(np.sum(density) * step, 1.0, atol=1e-6)
   np.testing.assert_allclose(np.sum(grid * density) * step, mean, atol=1e-6)
-  histogram, edges = np.histogram(z, bins=100, range=(mean - 3 * np.sqrt(var), mean + 3 * np.sqrt(var)))
+  histogram, edges = np.histogram(z, bins=100,
+                                  range=(mean - 3 * np.sqrt(var), mean + 3 * np.sqrt(var)))
   centres = (edges[1:] + edges[:-1]) / 2
-  expected = convergence.exact_density(prior, (m1, m2), (s1, s2), centres) * z.size * (edges[1] - edges[0])
+  expected = (convergence.exact_density(prior, (m1, m2), (s1, s2), centres)
+              * z.size * (edges[1] - edges[0]))
   assert np.max(np.abs(histogram - expected) / np.sqrt(expected + 1)) < 5
 
 
