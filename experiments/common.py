@@ -15,8 +15,11 @@ def train_config(**overrides) -> ml_collections.ConfigDict:
       log_every=50,
       eval_every=250,
       checkpoint_every=250,
-      keep_checkpoints=2,
+      keep_checkpoints=2,       # >= 1: the final checkpoint is always kept
       progress_bar=True,
+      steps_per_dispatch=1,     # > 1: that many steps per device dispatch (lax.scan)
+      prefetch=2,               # batches built and put on the devices ahead, in a thread
+      restart=False,            # true: move an existing run of the workdir to previous_run/
   ))
   train.update(overrides)
   return train
