@@ -36,7 +36,7 @@ names ``lap_pairs`` / ``loc_pairs`` remain as aliases.
     reference's procedure). rate None draws a rate per pair from U(1, 10) (the reference's -1).
   * ``uniform_pairs`` (the paper's "uniform"; Locatello et al. 2020's weakly supervised pairs):
     k factors change and the others are held. k, the number of changing factors, is drawn per
-    pair uniformly from {1, ..., max_changed}; the k factors are a uniformly random subset (all
+    pair uniformly from {1, ..., max_changed} (or fixed by ``k``); the k factors are a uniformly random subset (all
     C(5, k) subsets equally likely) and each is redrawn uniformly among its OTHER values, so it
     really changes. Shape is one of the candidates (the reference treats all factors alike here).
     The reference draws k with ``np.random.randint(1, n_factors)``, whose upper end is
@@ -236,21 +236,28 @@ def laplace_pairs(num_pairs: int, seed: int, rate: float | None = 1.0) -> dict:
   return _pair_dict(np.stack([start, end], axis=1))
 
 
-def uniform_pairs(num_pairs: int, seed: int, max_changed: int = NUM_FACTORS - 1) -> dict:
+def uniform_pairs(num_pairs: int, seed: int, max_changed: int = NUM_FACTORS - 1,
+                  k: int | None = None) -> dict:
   """SlowVAE "uniform" pairs: k ~ U{1..max_changed} factors redrawn uniformly to other values.
 
   k (the number of changing factors) is drawn independently for every pair; which k factors
   change is a uniformly random subset of the five.
 
   Any factor, shape included, can be among the k. The default max_changed = 4 is what the
-  reference's ``np.random.randint(1, n_factors)`` draws; max_changed = 5 allows k = 5.
+  reference's ``np.random.randint(1, n_factors)`` draws; max_changed = 5 allows k = 5. An integer
+  ``k`` in 1..5 fixes k for every pair instead (the reference's ``--data-k``; its default -1, like
+  None here, draws it); the other draws are unchanged, so pairs with the same k are the same.
   """
   _check_count("num_pairs", num_pairs)
   if max_changed not in range(1, NUM_FACTORS + 1):
     raise ValueError(f"max_changed must be in 1..{NUM_FACTORS}, got {max_changed!r}.")
+  if k is not None and k not in range(1, NUM_FACTORS + 1):
+    raise ValueError(f"k must be None (drawn per pair) or in 1..{NUM_FACTORS}, got {k!r}.")
   rng = np.random.default_rng(seed)
   start = sample_factors(num_pairs, rng)
   num_changed = rng.integers(1, max_changed + 1, num_pairs)
+  if k is not None:
+    num_changed = np.full(num_pairs, k)
   rank = np.argsort(rng.random((num_pairs, NUM_FACTORS)), axis=1).argsort(axis=1)
   changed = rank < num_changed[:, None]  # k distinct factors, uniformly chosen
   sizes = np.asarray(FACTOR_SIZES)

@@ -34,9 +34,10 @@ A variant is [SCALE][_TRANSITIONS] (either part may be left out):
                      from U(1, 10), the reference's -1); shape held; at least one factor changes.
     uniform          k factors change, k drawn per pair uniformly from 1..max_changed
                      (data.max_changed, default 4 = n_factors - 1, the reference's
-                     randint(1, n_factors) and Locatello et al.'s k); which k factors is a uniform
-                     random subset (shape included); each is redrawn uniformly among its other
-                     values.
+                     randint(1, n_factors) and Locatello et al.'s k = rand); which k factors is
+                     a uniform random subset (shape included); each is redrawn uniformly among
+                     its other values. data.k > 0 fixes k instead (the reference's --data-k;
+                     the default 0, like its -1, draws it).
     natural          heavy-tailed natural-motion stand-in for Natural Sprites / KITTI Masks.
     Aliases: lap = laplace, loc = uni = uniform (earlier nlvae names; e.g. :loc, :full_loc).
 
@@ -82,7 +83,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """Config of a variant (module docstring; "" is the quick laplace default)."""
   scale, transitions = parse_variant(arg)
   full = scale == "full"
-  data = dict(name="sprites", transitions=transitions, rate=1.0, max_changed=4,
+  data = dict(name="sprites", transitions=transitions, rate=1.0, max_changed=4, k=0,
               num_train={"quick": 10_000, "medium": 50_000, "full": 200_000}[scale],
               num_test=5_000 if full else 1_000, seed=0)
   model = dict(name="slowvae", latent_dim=10, beta=1.0, gamma=10.0, rate_prior=6.0,

@@ -228,12 +228,24 @@ def test_ground_truth_adapter():
     lambda: sprites.render(np.zeros((2, 4), int)),
     lambda: sprites.lap_pairs(10, seed=0, rate=0.0),
     lambda: sprites.loc_pairs(10, seed=0, max_changed=6),
+    lambda: sprites.uniform_pairs(10, seed=0, k=6),
     lambda: sprites.natural_pairs(0, seed=0),
     lambda: sprites.factors_from_index(np.array([737_280])),
 ])
 def test_bad_input_raises_value_error(call):
   with pytest.raises(ValueError):
     call()
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_uniform_pairs_with_fixed_k_change_exactly_k_factors(k):
+  pairs = sprites.uniform_pairs(3000, seed=6, k=k)["factors"]
+  changed = pairs[:, 0] != pairs[:, 1]
+  np.testing.assert_array_equal(changed.sum(axis=1), k)
+  np.testing.assert_allclose(changed.mean(axis=0), k / 5, atol=0.03)  # a uniform k-subset
+  # Only k differs from the drawn-k pairs of the same seed: same first frames.
+  drawn = sprites.uniform_pairs(3000, seed=6)["factors"]
+  np.testing.assert_array_equal(pairs[:, 0], drawn[:, 0])
 
 
 def test_reference_names_and_aliases():

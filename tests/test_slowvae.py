@@ -194,6 +194,10 @@ def test_load_sprites_pairs_are_deterministic_and_follow_the_transitions():
   changed = np.sum(uniform["factors"][:, 0] != uniform["factors"][:, 1], axis=1)
   assert changed.min() >= 1 and changed.max() <= 4
   assert info["transitions"] == "laplace" and uniform_info["transitions"] == "uniform"
+  config.k = 2  # the reference's --data-k: exactly k factors change; k <= 0 draws it
+  np.testing.assert_array_equal(np.sum(np.diff(slowvae.load_sprites(config)[0]["factors"], axis=1)
+                                       != 0, axis=(1, 2)), 2)
+  config.k = 0
   # The earlier names are aliases: the same sampler, the same bytes.
   for alias, name in (("loc", "uniform"), ("uni", "uniform"), ("lap", "laplace")):
     config.transitions = alias

@@ -67,7 +67,7 @@ from nlvae import kl, metrics, networks
 # The names are the reference's --data-distribution values (laplace, uniform).
 PAIR_SAMPLERS = {
     "laplace": (sprites.laplace_pairs, ("rate",)),
-    "uniform": (sprites.uniform_pairs, ("max_changed",)),
+    "uniform": (sprites.uniform_pairs, ("max_changed", "k")),
     "natural": (sprites.natural_pairs, ("tail_exponent", "position_step", "scale_step")),
 }
 TRANSITION_ALIASES = sprites.TRANSITION_ALIASES  # lap, loc, uni: accepted wherever a name is
@@ -89,14 +89,16 @@ def sample_pairs(data_config, num_pairs: int, seed: int) -> dict[str, np.ndarray
 
   data_config.transitions picks the sampler ("laplace", "uniform" or "natural", or an alias of
   TRANSITION_ALIASES; PAIR_SAMPLERS) and its optional fields (rate, max_changed, tail_exponent,
-  position_step, scale_step) are passed on; laplace `rate` <= 0 draws a rate per pair from
-  U(1, 10) (the reference's rate -1); uniform pairs change k ~ U{1..max_changed} factors.
+  position_step, scale_step, k) are passed on; laplace `rate` <= 0 draws a rate per pair from
+  U(1, 10) (the reference's rate -1); uniform pairs change k ~ U{1..max_changed} factors, or
+  exactly `k` when k > 0 (the reference's --data-k; k <= 0, like its -1, draws it).
   """
   sampler, option_names = PAIR_SAMPLERS[canonical_transitions(
       data_config.get("transitions", "laplace"))]
   options = {name: data_config[name] for name in option_names if name in data_config}
-  if "rate" in options and options["rate"] <= 0:
-    options["rate"] = None
+  for drawn_when_not_positive in ("rate", "k"):
+    if drawn_when_not_positive in options and options[drawn_when_not_positive] <= 0:
+      options[drawn_when_not_positive] = None
   pairs = sampler(num_pairs, seed, **options)
   return {"frames": pairs["frames"], "factors": pairs["factors"].astype(np.int32)}
 
