@@ -58,11 +58,12 @@ def main(argv):
   import optax
   from scipy import stats
 
+  from nlvae import datasets
   from nlvae.models import dynamics
 
   data_cfg = ml_collections.ConfigDict(dict(num_train=_NUM_TRAIN.value, num_test=1024, seed=0,
                                             circle_levels=16, gauss_levels=32))
-  train, test, info = dynamics.load_circles_static(data_cfg)
+  train, test, info = datasets.load_circles_static(data_cfg)
   model_cfg = ml_collections.ConfigDict(dict(
       name="dynamics_vae", latent_dim=4, variational=True, beta=_BETA.value,
       beta_is_normalized=True, likelihood=_LIKELIHOOD.value, dynamics="none", gamma=0.0, delay=1))

@@ -11,13 +11,15 @@ Variants, comma-separated after the config path (e.g. experiments/pendulum.py:fu
                    (data/user_video.py: frame rate kept as dt, whole videos held out, static
                    background removed, truth from <stem>.<state>.npy files when present)
   realistic        procedural data with every camera nuisance of data/camera.py at once
+  tfds             a dataset built by `python -m data.build` (--config.data.dataset=NAME/CONFIG,
+                   --config.data.data_dir=DIR), read with tfds.data_source
 Each experiment sets its own default estimator and encoder (see the README's results section for
 why the pendulum and the falling object use the sequential estimator and the keypoint encoder).
 """
 from data import physics
 from experiments import common
 
-VARIANTS = ("quick", "full", "tiny", "learn", "sequential", "mixture", "video", "realistic")
+VARIANTS = ("quick", "full", "tiny", "learn", "sequential", "mixture", "video", "realistic", "tfds")
 
 
 def physics_config(arg: str, *, system: str, data_options: dict, prior: dict, interventions: dict,
@@ -40,7 +42,7 @@ def physics_config(arg: str, *, system: str, data_options: dict, prior: dict, in
   unknown = variants - set(VARIANTS)
   if unknown:
     raise ValueError(f"unknown config variant(s) {sorted(unknown)}; valid: {', '.join(VARIANTS)}")
-  for pair in (("sequential", "mixture"), ("video", "realistic")):
+  for pair in (("sequential", "mixture"), ("video", "realistic"), ("video", "tfds")):
     if set(pair) <= variants:
       raise ValueError(f"choose one of the variants {pair[0]!r} and {pair[1]!r}")
   estimator = next((v for v in ("sequential", "mixture") if v in variants), estimator)
@@ -68,13 +70,15 @@ def physics_config(arg: str, *, system: str, data_options: dict, prior: dict, in
     config.data.options.update(physics.REALISTIC_OPTIONS)
   if "video" in variants:
     config.data = video_data_config(system)
+  elif "tfds" in variants:  # a dataset built by python -m data.build, read from disk
+    config.data = dict(name="tfds", dataset=f"physics_{system}/32_t20", data_dir="")
   if "learn" in variants:
     config.model.prior.params.update(learnable)
     config.model.prior.learnable = sorted(learnable)
   if "full" in variants:
     if "video" in variants:
       config.data.image_size = 64
-    else:
+    elif "tfds" not in variants:
       config.data.num_train, config.data.num_test = 20_000, 512
       config.data.options.image_size = 64
     keypoints = config.model.encoder == "keypoints"  # (conv stride 1, conv stride 2)
@@ -86,7 +90,7 @@ def physics_config(arg: str, *, system: str, data_options: dict, prior: dict, in
   elif "tiny" in variants:
     if "video" in variants:
       config.data.num_frames = 8
-    else:
+    elif "tfds" not in variants:
       config.data.num_train, config.data.num_test = 64, 16
       config.data.options.num_frames = 8
     keypoints = config.model.encoder == "keypoints"

@@ -7,30 +7,20 @@ re-simulation, ...). Generation is procedural and seeded: the same config gives 
 """
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 
-from data import physics, user_video
+from data import circles, physics, user_video
 from data.pipeline import stack_examples
 
-# name -> "module:function"
-LOADERS = {
-    "physics": "nlvae.datasets:load_physics",
-    "video": "nlvae.datasets:load_video",
-    "tfds": "nlvae.datasets:load_tfds",
-    "sprites": "nlvae.models.slowvae:load_sprites",
-    "circles_static": "nlvae.models.dynamics:load_circles_static",
-    "circles_dynamic": "nlvae.models.dynamics:load_circles_dynamic",
-}
+TEST_SEED_OFFSET = 1_000_003  # procedural test splits use seed + this, never the training seed
 
 
 def load(data_config):
+  """(train, test, info) of the dataset named by data_config.name (see LOADERS)."""
   name = data_config.name
   if name not in LOADERS:
     raise ValueError(f"unknown dataset {name!r}; valid: {sorted(LOADERS)}")
-  module_name, fn_name = LOADERS[name].split(":")
-  return getattr(importlib.import_module(module_name), fn_name)(data_config)
+  return LOADERS[name](data_config)
 
 
 def clips_to_arrays(clips: physics.Clips) -> dict[str, np.ndarray]:
@@ -45,7 +35,7 @@ def load_physics(data_config):
   options (passed to data.physics.generate)."""
   options = dict(data_config.options)
   train = physics.generate(data_config.system, data_config.num_train, data_config.seed, **options)
-  test = physics.generate(data_config.system, data_config.num_test, data_config.seed + 1_000_003,
+  test = physics.generate(data_config.system, data_config.num_test, data_config.seed + TEST_SEED_OFFSET,
                           **options)
   info = dict(system=data_config.system, dt=train.dt, image_shape=train.frames.shape[2:],
               num_frames=train.frames.shape[1], test_clips=test, train_params=train.params)
@@ -105,3 +95,70 @@ def load_tfds(data_config):
   info = dict(system=clips.system, dt=clips.dt, image_shape=clips.frames.shape[2:],
               num_frames=clips.frames.shape[1], test_clips=clips, train_params=None)
   return train, clips_to_arrays(clips), info
+
+
+def _positive_int(data_config, field: str) -> int:
+  value = data_config[field]
+  if int(value) != value or value < 1:
+    raise ValueError(f"data.{field} must be a positive integer, got {value!r}.")
+  return int(value)
+
+
+def load_circles_static(data_config):
+  """Static circle images. Config fields: num_train, num_test, seed, circle_levels (16),
+  gauss_levels (32).
+
+  Returns (train, test, info): train / test {"frames": float32 [N, 32, 32, 1], "factors":
+  float32 [N, 4] in [0, 1]}, distinct grid points (no image is in both), in random order; info
+  {"image_shape", "num_frames": None, "factor_names"}.
+  """
+  num_train, num_test = _positive_int(data_config, "num_train"), _positive_int(data_config,
+                                                                               "num_test")
+  circle_levels = data_config.get("circle_levels", circles.CIRCLE_LEVELS)
+  gauss_levels = data_config.get("gauss_levels", circles.GAUSS_LEVELS)
+  sample = circles.static_sample(num_train + num_test, data_config.seed, circle_levels,
+                                 gauss_levels)
+  # static_sample returns grid points in C order of the factors: shuffle before splitting.
+  order = np.random.default_rng(data_config.seed).permutation(num_train + num_test)
+  arrays = {"frames": sample["images"][order], "factors": sample["factors"][order]}
+  train = {k: v[:num_train] for k, v in arrays.items()}
+  test = {k: v[num_train:] for k, v in arrays.items()}
+  info = dict(image_shape=train["frames"].shape[1:], num_frames=None,
+              factor_names=circles.FACTOR_NAMES)
+  return train, test, info
+
+
+def load_circles_dynamic(data_config):
+  """Moving-circle clips. Config fields: num_train, num_test, seed, num_frames (10),
+  min_distance (0.1), gauss_levels (32).
+
+  Returns (train, test, info): {"frames": float32 [N, T, 32, 32, 1], "factors": float32
+  [N, T, 4]}; the test clips come from seed + TEST_SEED_OFFSET. info {"image_shape", "num_frames",
+  "factor_names"}.
+  """
+  num_train, num_test = _positive_int(data_config, "num_train"), _positive_int(data_config,
+                                                                               "num_test")
+  options = dict(num_frames=data_config.get("num_frames", 10),
+                 min_distance=data_config.get("min_distance", 0.1),
+                 gauss_levels=data_config.get("gauss_levels", circles.GAUSS_LEVELS))
+  train = circles.dynamic_sequences(num_train, data_config.seed, **options)
+  test = circles.dynamic_sequences(num_test, data_config.seed + TEST_SEED_OFFSET, **options)
+  info = dict(image_shape=train["frames"].shape[2:], num_frames=train["frames"].shape[1],
+              factor_names=circles.FACTOR_NAMES)
+  return train, test, info
+
+
+def load_sprites(data_config):
+  """Procedural sprite pairs (data.sprites through nlvae.models.slowvae.load_sprites)."""
+  from nlvae.models import slowvae  # the sprite sampler options live with the SlowVAE model
+  return slowvae.load_sprites(data_config)
+
+
+LOADERS = {
+    "physics": load_physics,
+    "video": load_video,
+    "tfds": load_tfds,
+    "sprites": load_sprites,
+    "circles_static": load_circles_static,
+    "circles_dynamic": load_circles_dynamic,
+}

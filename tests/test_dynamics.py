@@ -10,7 +10,7 @@ import pytest
 from experiments import circles_dynamic
 from experiments import circles_supervised
 from experiments import sweep
-from nlvae import train
+from nlvae import datasets, train
 from nlvae.models import dynamics
 
 IMAGE_SHAPE = (32, 32, 1)
@@ -211,7 +211,7 @@ def test_bad_settings_raise_clear_errors():
   with pytest.raises(ValueError, match="circles_dynamic"):
     dynamics.DynamicsVAE(_model(dynamics="linear_prediction").config, static)
   with pytest.raises(ValueError, match="num_train"):
-    dynamics.load_circles_static(ml_collections.ConfigDict(dict(num_train=0, num_test=4, seed=0)))
+    datasets.load_circles_static(ml_collections.ConfigDict(dict(num_train=0, num_test=4, seed=0)))
   with pytest.raises(ValueError, match="at most one of"):
     circles_dynamic.get_config("inertia,linear_prediction")
 

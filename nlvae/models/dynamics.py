@@ -82,67 +82,12 @@ import numpy as np
 import optax
 
 from data import circles
-from nlvae import kl, metrics, networks
+from nlvae import evaluation, kl, metrics, networks
 
 DYNAMICS = ("none", "linear_prediction", "inertia")
 LIKELIHOODS = ("mse", "bernoulli")
 SWEEP_LEVELS = 16
 SWEEP_DEFAULT = 0.5
-
-# ------------------------------------------------------------------------------------------------
-# Data.
-
-
-def _positive_int(data_config, field: str) -> int:
-  value = data_config[field]
-  if int(value) != value or value < 1:
-    raise ValueError(f"data.{field} must be a positive integer, got {value!r}.")
-  return int(value)
-
-
-def load_circles_static(data_config):
-  """Static circle images. Config fields: num_train, num_test, seed, circle_levels (16),
-  gauss_levels (32).
-
-  Returns (train, test, info): train / test {"frames": float32 [N, 32, 32, 1], "factors":
-  float32 [N, 4] in [0, 1]}, distinct grid points (no image is in both), in random order; info
-  {"image_shape", "num_frames": None, "factor_names"}.
-  """
-  num_train, num_test = _positive_int(data_config, "num_train"), _positive_int(data_config,
-                                                                               "num_test")
-  circle_levels = data_config.get("circle_levels", circles.CIRCLE_LEVELS)
-  gauss_levels = data_config.get("gauss_levels", circles.GAUSS_LEVELS)
-  sample = circles.static_sample(num_train + num_test, data_config.seed, circle_levels,
-                                 gauss_levels)
-  # static_sample returns grid points in C order of the factors: shuffle before splitting.
-  order = np.random.default_rng(data_config.seed).permutation(num_train + num_test)
-  arrays = {"frames": sample["images"][order], "factors": sample["factors"][order]}
-  train = {k: v[:num_train] for k, v in arrays.items()}
-  test = {k: v[num_train:] for k, v in arrays.items()}
-  info = dict(image_shape=train["frames"].shape[1:], num_frames=None,
-              factor_names=circles.FACTOR_NAMES)
-  return train, test, info
-
-
-def load_circles_dynamic(data_config):
-  """Moving-circle clips. Config fields: num_train, num_test, seed, num_frames (10),
-  min_distance (0.1), gauss_levels (32).
-
-  Returns (train, test, info): {"frames": float32 [N, T, 32, 32, 1], "factors": float32
-  [N, T, 4]}; the test clips come from seed + 1_000_003. info {"image_shape", "num_frames",
-  "factor_names"}.
-  """
-  num_train, num_test = _positive_int(data_config, "num_train"), _positive_int(data_config,
-                                                                               "num_test")
-  options = dict(num_frames=data_config.get("num_frames", 10),
-                 min_distance=data_config.get("min_distance", 0.1),
-                 gauss_levels=data_config.get("gauss_levels", circles.GAUSS_LEVELS))
-  train = circles.dynamic_sequences(num_train, data_config.seed, **options)
-  test = circles.dynamic_sequences(num_test, data_config.seed + 1_000_003, **options)
-  info = dict(image_shape=train["frames"].shape[2:], num_frames=train["frames"].shape[1],
-              factor_names=circles.FACTOR_NAMES)
-  return train, test, info
-
 
 # ------------------------------------------------------------------------------------------------
 # Loss terms (pure functions).
@@ -187,12 +132,6 @@ def inertia_means(encoder_means: jax.Array, gamma: float) -> tuple[jax.Array, ja
 
 # ------------------------------------------------------------------------------------------------
 # Evaluation helpers (host side, numpy).
-
-
-def _batched(fn, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
-  """Applies a jitted fn to x [N, ...] in chunks; returns numpy [N, ...]."""
-  return np.concatenate([np.asarray(fn(jnp.asarray(x[i:i + batch_size])))
-                         for i in range(0, len(x), batch_size)])
 
 
 def offdiag_sq_corr(codes: np.ndarray) -> float:
@@ -257,10 +196,10 @@ def representation_report(encode_fn, test_frames: np.ndarray, test_factors: np.n
     JSON-able dict: mcc, mcc_per_factor, mcc_matching, latent_corr_offdiag_sq, sweep_corr,
     sweep_max_abs_corr, sweep_latent_corr_offdiag_sq.
   """
-  codes = _batched(encode_fn, test_frames)
+  codes = evaluation.chunked_apply(encode_fn, test_frames, 512)
   score = metrics.mcc(codes, test_factors)
   sweeps = factor_sweeps()
-  sweep_codes = _batched(encode_fn, circles.render(sweeps.reshape(-1, sweeps.shape[-1]),
+  sweep_codes = evaluation.chunked_apply(encode_fn, circles.render(sweeps.reshape(-1, sweeps.shape[-1]),
                                                    test_frames.shape[1]))
   sweep_codes = sweep_codes.reshape(sweeps.shape[:2] + (-1,))
   corr = sweep_correlations(sweep_codes, sweeps[0, :, 0])
@@ -282,9 +221,7 @@ def representation_report(encode_fn, test_frames: np.ndarray, test_factors: np.n
 
 def _plot_sweeps(path: pathlib.Path, values: np.ndarray, sweep_codes: np.ndarray) -> None:
   """The reference's sweep figure: every latent against each swept factor."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = evaluation.pyplot()
   path.parent.mkdir(parents=True, exist_ok=True)
   fig, axes = plt.subplots(1, len(sweep_codes), figsize=(3 * len(sweep_codes), 2.8), sharey=True)
   for f, ax in enumerate(axes):
@@ -294,28 +231,7 @@ def _plot_sweeps(path: pathlib.Path, values: np.ndarray, sweep_codes: np.ndarray
     ax.set_xlabel("factor value")
   axes[0].set_ylabel("latent")
   axes[-1].legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-
-
-def _plot_reconstructions(path: pathlib.Path, targets: np.ndarray, recon: np.ndarray) -> None:
-  """Targets over reconstructions, float [n, H, W, C] in [0, 1]."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  path.parent.mkdir(parents=True, exist_ok=True)
-  num = min(10, len(targets))
-  fig, axes = plt.subplots(2, num, figsize=(num, 2.2), squeeze=False)
-  for i in range(num):
-    for row, images in enumerate((targets, recon)):
-      axes[row, i].imshow(images[i, ..., 0], cmap="gray", vmin=0, vmax=1)
-      axes[row, i].axis("off")
-  axes[0, 0].set_title("target", fontsize=8, loc="left")
-  axes[1, 0].set_title("reconstruction", fontsize=8, loc="left")
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
+  evaluation.save_figure(fig, path)
 
 
 def _flat_frames(data: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -326,37 +242,6 @@ def _flat_frames(data: dict) -> tuple[np.ndarray, np.ndarray]:
 
 # ------------------------------------------------------------------------------------------------
 # Models.
-
-_TRUNCATED_NORMAL_STD = 0.87962566103423978  # std of N(0, 1) truncated to [-2, 2]
-
-
-def init_params(module, rng: jax.Array, *inputs):
-  """``module.init(rng, *inputs)`` in law, drawn with a single random call.
-
-  Flax's defaults for every layer used here: kernels LeCun-normal (truncated normal on [-2, 2] std,
-  rescaled to std sqrt(1 / fan_in), fan_in = prod(kernel.shape[:-1])), biases zero. On XLA:CPU
-  every differently-shaped random op compiles for about a second, so ``module.init`` of an
-  encoder + decoder costs ~12 s; one draw for all kernels costs ~1 s. Other parameter names are
-  rejected.
-  """
-  shapes = jax.eval_shape(module.init, jax.random.key(0), *inputs)
-  paths_and_leaves, treedef = jax.tree_util.tree_flatten_with_path(shapes)
-  names = [str(getattr(path[-1], "key", path[-1])) for path, _ in paths_and_leaves]
-  if set(names) - {"kernel", "bias"}:
-    raise ValueError(f"init_params handles only 'kernel' and 'bias' parameters, got {names}")
-  sizes = [int(np.prod(leaf.shape)) if name == "kernel" else 0
-           for name, (_, leaf) in zip(names, paths_and_leaves)]
-  draws = np.asarray(jax.random.truncated_normal(rng, -2.0, 2.0, (max(sum(sizes), 1),)))
-  offsets = np.cumsum([0] + sizes)
-  leaves = []
-  for name, (_, leaf), start, size in zip(names, paths_and_leaves, offsets, sizes):
-    if name == "bias":
-      leaves.append(jnp.zeros(leaf.shape, leaf.dtype))
-      continue
-    std = np.sqrt(1.0 / np.prod(leaf.shape[:-1])) / _TRUNCATED_NORMAL_STD
-    leaves.append(jnp.asarray(draws[start:start + size].reshape(leaf.shape) * std, leaf.dtype))
-  return jax.tree_util.tree_unflatten(treedef, leaves)
-
 
 class SupervisedControl:
   """Factor regression with the beta-VAE's encoder convs: the perfectly disentangled control.
@@ -371,7 +256,7 @@ class SupervisedControl:
     self.network = networks.SupervisedEncoder(num_outputs=self.num_factors)
 
   def init(self, rng, batch):
-    return init_params(self.network, rng, jnp.asarray(batch["frames"])[:1])
+    return networks.init_params(self.network, rng, jnp.asarray(batch["frames"])[:1])
 
   def loss(self, params, batch, rng):
     del rng
@@ -383,7 +268,7 @@ class SupervisedControl:
     frames, factors = _flat_frames(data["test"])
     predict = jax.jit(lambda x: self.network.apply(params, x))
     results = representation_report(predict, frames, factors, workdir)
-    rmse = np.sqrt(np.mean((_batched(predict, frames) - factors)**2, axis=0))
+    rmse = np.sqrt(np.mean((evaluation.chunked_apply(predict, frames, 512) - factors)**2, axis=0))
     results["factor_rmse"] = rmse.tolist()
     return results
 
@@ -433,8 +318,9 @@ class DynamicsVAE:
   def init(self, rng, batch):
     key_enc, key_dec = jax.random.split(rng)
     frame = jnp.asarray(batch["frames"]).reshape((-1,) + self.image_shape)[:1]
-    return dict(encoder=init_params(self.encoder, key_enc, frame),
-                decoder=init_params(self.decoder, key_dec, jnp.zeros((1, self.latent_dim))))
+    return dict(encoder=networks.init_params(self.encoder, key_enc, frame),
+                decoder=networks.init_params(self.decoder, key_dec,
+                                             jnp.zeros((1, self.latent_dim))))
 
   def encode(self, params, frames):
     """frames [..., H, W, C] -> encoder mean, log-variance [..., D]."""
@@ -507,23 +393,18 @@ class DynamicsVAE:
     encode = jax.jit(lambda x: self.encode(params, x)[0])
     results = representation_report(encode, frames, factors, workdir)
     clips = np.asarray(data["test"]["frames"])
-    reconstruct = jax.jit(lambda x: self.reconstruct(params, x))
-    recon, targets = [], []
-    for i in range(0, len(clips), 64):
-      r, t = reconstruct(jnp.asarray(clips[i:i + 64]))
-      recon.append(np.asarray(r))
-      targets.append(np.asarray(t))
-    recon, targets = np.concatenate(recon), np.concatenate(targets)
+    recon, targets = evaluation.chunked_apply(jax.jit(lambda x: self.reconstruct(params, x)),
+                                              clips, 64)
     results["recon_mse_per_pixel"] = float(np.mean((recon - targets)**2))
     results["beta_unnormalized"] = self.beta
     if self.dynamics == "inertia":
-      mu = _batched(jax.jit(lambda x: self.latents(params, x)[0]), clips, 64)
+      mu = evaluation.chunked_apply(jax.jit(lambda x: self.latents(params, x)[0]), clips, 64)
       decoded_factors = np.asarray(data["test"]["factors"])[:, 1 + self.delay:]
       results["inertia_mcc"] = metrics.mcc(
           mu[:, 1:].reshape(-1, self.latent_dim),
           decoded_factors.reshape(-1, decoded_factors.shape[-1]))["score"]
     shown = lambda x: x.reshape((-1,) + self.image_shape)[:10]  # noqa: E731
     if workdir is not None:
-      _plot_reconstructions(pathlib.Path(workdir) / "figures" / "reconstructions.png",
-                            shown(targets), shown(recon))
+      evaluation.plot_reconstructions(pathlib.Path(workdir) / "figures" / "reconstructions.png",
+                                      shown(targets), shown(recon))
     return results

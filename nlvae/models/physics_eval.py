@@ -39,8 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from data import physics, video
-from nlvae import priors
-from nlvae.metric_writer import read_metrics
+from nlvae import evaluation, priors
 
 
 def profile_params(profile) -> dict:
@@ -61,13 +60,9 @@ def circular_correlation(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _encode_all(model, params, frames: np.ndarray, batch: int = 64):
+  """uint8 frames [N, T, H, W, C] -> posterior means and variances [N, T, D]."""
   encode = jax.jit(lambda p, f: model.encode(p, f.astype(jnp.float32) / 255.0))
-  means, variances = [], []
-  for start in range(0, len(frames), batch):
-    m, v = encode(params, jnp.asarray(frames[start:start + batch]))
-    means.append(np.asarray(m))
-    variances.append(np.asarray(v))
-  return np.concatenate(means), np.concatenate(variances)
+  return evaluation.chunked_apply(lambda f: encode(params, f), frames, batch)
 
 
 def pulsar_inferred_latents(prior: priors.ANMPrior, latent: np.ndarray):
@@ -235,8 +230,8 @@ def evaluate(model, params, data, workdir, rng, num_counterfactual_clips: int = 
           (slope * (cf_latents - base_latents)[..., -1])**2)))
     rows = [video.labelled_side_by_side([p[i] for p in panels], labels, scale=3)
             for i in range(min(4, n))]
-    video.write_video(workdir / "videos" / f"{name}.gif", np.concatenate(rows, axis=1),
-                      fps=min(25.0, 1.0 / float(info["dt"])))
+    evaluation.write_video(workdir / "videos" / f"{name}.gif", np.concatenate(rows, axis=1),
+                           fps=min(25.0, 1.0 / float(info["dt"])))
     if first_cf is None:
       first_cf = (name, cf_prior, histories * scale)
 
@@ -245,18 +240,17 @@ def evaluate(model, params, data, workdir, rng, num_counterfactual_clips: int = 
   _plot_latent_trajectories(workdir / "figures" / "latent_trajectories.png", physical,
                             truth, (slope, intercept), float(info["dt"]),
                             physics.LATENTS[system])
-  _plot_training_curves(workdir / "figures" / "training_curves.png", workdir)
+  evaluation.plot_training_curves(workdir)
   recon = np.asarray(model.decode(params, jnp.asarray(means[:1])))[0]
-  _plot_reconstructions(workdir / "figures" / "reconstructions.png", test["frames"][0], recon)
+  evaluation.plot_reconstructions(workdir / "figures" / "reconstructions.png", test["frames"][0],
+                                  recon)
   return results
 
 
 def _plot_latent_trajectories(path, physical, truth, affine, dt, state, num_clips=4):
   """The physical latent of a few held-out clips against time (mapped to true units through the
   affine fit, beside the truth) when there is truth; the raw latent otherwise."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = evaluation.pyplot()
   slope, intercept = affine
   num = min(num_clips, len(physical))
   time = np.arange(physical.shape[1]) * dt
@@ -271,17 +265,13 @@ def _plot_latent_trajectories(path, physical, truth, affine, dt, state, num_clip
     ax.set_title(f"held-out clip {i}", fontsize=9)
   axes[0, 0].set_ylabel(state if truth is not None else "latent")
   axes[0, 0].legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
+  evaluation.save_figure(fig, path)
 
 
 def _plot_latent_space(path, model, prior, physical, histories, intervened, num_frames, dt):
   """The seed's Figure 2: prior samples (linearisation rollouts), posterior samples (encoded
   frames) and the intervened prior, in the phase plane (latent, finite-difference velocity)."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = evaluation.pyplot()
 
   def phase_plane(z):  # z [..., T, Dp] -> (position, velocity) flattened
     if prior.name == "pulsar":
@@ -305,45 +295,4 @@ def _plot_latent_space(path, model, prior, physical, histories, intervened, num_
   ax.set_ylabel("latent velocity (1/s)" if prior.name != "pulsar" else "u_y")
   ax.legend(loc="upper right", fontsize=8)
   ax.set_title(f"{prior.name}: latent space")
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
-
-
-def _plot_training_curves(path, workdir):
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  rows = [r for r in read_metrics(workdir) if "train/loss" in r]
-  if not rows:
-    return
-  fig, axes = plt.subplots(1, 3, figsize=(12, 3.5))
-  for ax, name in zip(axes, ("loss", "recon", "kl")):
-    ax.plot([r["step"] for r in rows], [r.get(f"train/{name}", np.nan) for r in rows])
-    ax.set_title(name)
-    ax.set_xlabel("step")
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-
-
-def _plot_reconstructions(path, frames, recon):
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  num = min(10, len(frames))
-  fig, axes = plt.subplots(2, num, figsize=(num, 2.2))
-  for i in range(num):
-    if frames.shape[-1] == 3:  # colour frames are drawn in colour
-      axes[0, i].imshow(frames[i])
-      axes[1, i].imshow(np.clip(recon[i], 0, 1))
-    else:
-      axes[0, i].imshow(frames[i, ..., 0], cmap="gray", vmin=0, vmax=255)
-      axes[1, i].imshow(recon[i, ..., 0], cmap="gray", vmin=0, vmax=1)
-    axes[0, i].axis("off")
-    axes[1, i].axis("off")
-  axes[0, 0].set_title("data", fontsize=8, loc="left")
-  axes[1, 0].set_title("reconstruction", fontsize=8, loc="left")
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
+  evaluation.save_figure(fig, path, dpi=120)
