@@ -25,7 +25,8 @@ test losses). Output in --workdir:
   curves.md                       the rows as Markdown tables
 train_s is the training loop's own time (from metrics.jsonl: steps over steps/s, compilation of
 the step included); wall_s adds each resume's data generation, initialisation and checkpoint
-restore; the MCC evaluations are not counted in either. Rerunning continues where it stopped.
+restore, and at the last stop the run's final evaluation; the MCC evaluations of the other stops
+are not counted in either. Rerunning continues where it stopped.
 A persistent compilation cache (--jax_cache, default <workdir>/jax_cache) makes resumes cheap.
 """
 from __future__ import annotations
@@ -43,7 +44,10 @@ from absl import flags
 CONFIG_MODULES = {"slowvae": "experiments.slowvae_sprites", "beta_vae": "experiments.betavae_sprites",
                   "adagvae": "experiments.adagvae_sprites"}
 MODEL_LABELS = {"slowvae": "SlowVAE", "beta_vae": "beta-VAE (beta 4)", "adagvae": "Ada-GVAE"}
-STEPS_PER_SECOND = 7.7  # measured, medium config, 2 CPU cores (experiments/slowvae_sprites.py)
+# Training steps/s of the SlowVAE networks at 32 pairs, measured on 2 lightly shared CPU cores
+# (docs/slowvae.md); only the --dry_run estimate uses it.
+STEPS_PER_SECOND = 7.7
+
 
 def log_spaced_steps(first: int, last: int, count: int) -> list[int]:
   """count (or fewer, when rounding merges some) distinct integer steps from first to last,
