@@ -1,7 +1,6 @@
 """nlvae.priors: linearisation, sequence KL, rollouts, gradients, retracing, README snippet."""
 import pathlib
 import re
-import time
 
 import jax
 import jax.numpy as jnp
@@ -279,26 +278,3 @@ def test_readme_snippet_runs_and_reruns_without_compiling_the_library_again():
   sizes = [fn.jitted._cache_size() for fn in jitted]
   exec(snippet, {"print": lambda *a: None})
   assert [fn.jitted._cache_size() for fn in jitted] == sizes
-
-
-def test_eager_calls_after_the_first_compile_are_fast():
-  """The README's calls, eagerly, with new values: milliseconds once compiled (1 s is a loose
-  bound for a loaded CI machine)."""
-  prior = priors.pendulum(damping=0.1, noise_scale=0.02, learnable=("length",))
-  keys = jax.random.split(jax.random.key(0), 4)
-
-  def readme_calls(scale):
-    q_mean = scale * jnp.sin(jnp.linspace(0.0, 3.0, 12))[:, None]
-    q_var = jnp.full((12, 1), 1e-3)
-    gmm = priors.linearize(prior, q_mean[:2], q_var[:2], num_components=16)
-    kl = jax.vmap(lambda m, v, k: priors.sequence_kl(prior, m, v, k, num_components=16))(
-        jnp.stack([q_mean] * 4), jnp.stack([q_var] * 4), keys)
-    grad = jax.grad(lambda p: priors.sequence_kl(prior.with_params(**p), q_mean, q_var,
-                                                 keys[0]).sum())(prior.learnable_params())
-    rolled = priors.rollout(prior.with_params(damping=1.0, length=2.0), q_mean[:2], 50)
-    return jax.block_until_ready((gmm, kl, grad, rolled))
-
-  readme_calls(1.0)
-  start = time.perf_counter()
-  readme_calls(0.5)
-  assert time.perf_counter() - start < 1.0

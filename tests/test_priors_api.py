@@ -63,14 +63,13 @@ def test_float32_pipeline_stays_float32_under_x64_and_float64_is_kept():
     mean = jnp.linspace(0.1, 0.6, 6, dtype=jnp.float32)[:, None]
     var = jnp.full((6, 1), 0.01, jnp.float32)
     key = jax.random.key(0)
+    laplace = priors.laplace_transition(latent_dim=1)
     outputs = [priors.linearize(prior, mean[:2], var[:2], num_components=16),
-                priors.sequence_kl(prior, mean, var, key, num_components=4),
-                priors.sequence_kl(prior, mean, var, key, estimator="sequential"),
-                priors.rollout(prior, mean[:2], 5, num_components=4, key=key, num_samples=2),
-                priors.sequence_kl(priors.laplace_transition(latent_dim=1), mean, var, key,
-                                   estimator="sequential"),
-                priors.rollout(priors.laplace_transition(latent_dim=1), mean[:1], 3, key=key,
-                               num_samples=2)]
+               priors.sequence_kl(prior, mean, var, key, num_components=4),
+               priors.sequence_kl(prior, mean, var, key, estimator="sequential"),
+               priors.rollout(prior, mean[:2], 5, num_components=4, key=key, num_samples=2),
+               priors.sequence_kl(laplace, mean, var, key, estimator="sequential"),
+               priors.rollout(laplace, mean[:1], 3, key=key, num_samples=2)]
     for out in outputs:
       assert _dtypes(out) == {jnp.dtype("float32")}, out
     prior64 = priors.pendulum(dt=0.1, dtype=jnp.float64)
