@@ -7,12 +7,13 @@ finite for variances from 1e-6 to 1e6 and for means far apart.
 """
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-_LOG_2PI = jnp.log(2.0 * jnp.pi)
+_LOG_2PI = math.log(2.0 * math.pi)
 
 
 class Gaussian(NamedTuple):
