@@ -18,8 +18,9 @@ every phase, so a lease that ends early keeps what was measured):
               (experiments.benchmark.pytorch_benchmark: same parameters and data, alternating
               rounds; ratio of nlvae's images/s to PyTorch's). Skipped when torch is absent.
   loop        loop efficiency from experiments/bench_loop.py when that module exists:
-              python -m experiments.bench_loop --json=FILE [--dry_run] (skipped otherwise, and in a
-              dry run when its --help does not list --dry_run).
+              python -m experiments.bench_loop --out=FILE [--dry_run] (--json=FILE if its --help
+              has no --out), on a GPU also with --steps_per_dispatch=4 (skipped when the module
+              is absent, and in a dry run when its --help does not list --dry_run).
   train       python -m experiments.run --config=experiments/spring.py:full
               --config.train.num_steps=300 (wall time from command to eval.json, steps/s from
               metrics.jsonl, eval.json).
@@ -79,8 +80,9 @@ def environment(dry_run: bool) -> dict:
     except (ImportError, AttributeError):
       info[name] = None
   if shutil.which("nvidia-smi") and not dry_run:
-    out = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total,clocks.max.sm",
-                          "--format=csv,noheader"], capture_output=True, text=True, timeout=60,
+    query = "--query-gpu=name,driver_version,memory.total,clocks.max.sm"
+    out = subprocess.run(["nvidia-smi", query, "--format=csv,noheader"], capture_output=True,
+                         text=True, timeout=60,
                          check=False)
     info["nvidia_smi"] = out.stdout.strip() or out.stderr.strip()
   try:
@@ -134,26 +136,42 @@ def pytorch_phase(dry_run: bool, batches, repeats: int) -> dict:
 
 
 def loop_phase(dry_run: bool, timeout: float) -> dict:
+  """experiments.bench_loop (another module; optional) in a child process, its JSON included.
+
+  Its output flag is --out or --json, whichever its --help lists; a dry run needs its --dry_run.
+  On a GPU it also runs with --steps_per_dispatch=4 when that flag exists (lax.scan dispatches).
+  """
   if importlib.util.find_spec("experiments.bench_loop") is None:
     return {"skipped": "experiments/bench_loop.py does not exist"}
   base = [sys.executable, "-m", "experiments.bench_loop"]
-  if dry_run:
-    help_text = subprocess.run(base + ["--helpfull"], capture_output=True, text=True,
-                               timeout=120, check=False)
-    if "dry_run" not in help_text.stdout + help_text.stderr:
-      return {"skipped": "experiments.bench_loop has no --dry_run"}
+  help_out = subprocess.run(base + ["--help"], capture_output=True, text=True, timeout=120,
+                            check=False)
+  help_text = help_out.stdout + help_out.stderr
+  if dry_run and "--dry_run" not in help_text:
+    return {"skipped": "experiments.bench_loop has no --dry_run"}
+  out_flag = "--out" if "--out" in help_text else "--json"
+  variants = [[]]
+  if not dry_run and "--steps_per_dispatch" in help_text:
+    variants.append(["--steps_per_dispatch=4"])
+  results = {}
+  deadline = time.perf_counter() + timeout
   with tempfile.TemporaryDirectory(prefix="nlvae_bench_loop_") as folder:
-    path = pathlib.Path(folder) / "loop.json"
-    command = base + [f"--json={path}"] + (["--dry_run"] if dry_run else [])
-    start = time.perf_counter()
-    out = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
-    result = dict(command=" ".join(command[1:]), returncode=out.returncode,
-                  seconds=time.perf_counter() - start, output_tail=out.stdout[-3000:])
-    if out.returncode:
-      raise RuntimeError(f"bench_loop failed ({out.returncode}):\n{out.stderr[-3000:]}")
-    if path.exists():
-      result["results"] = json.loads(path.read_text())
-  return result
+    for extra in variants:
+      name = "default" if not extra else extra[0].lstrip("-").replace("=", "_")
+      path = pathlib.Path(folder) / f"{name}.json"
+      command = base + [f"{out_flag}={path}"] + (["--dry_run"] if dry_run else []) + extra
+      start = time.perf_counter()
+      out = subprocess.run(command, capture_output=True, text=True, check=False,
+                           timeout=max(30.0, deadline - start))
+      result = dict(command=" ".join(["python"] + command[1:]).replace(str(path), "FILE"),
+                    returncode=out.returncode, seconds=time.perf_counter() - start,
+                    output_tail=out.stdout[-3000:])
+      if out.returncode:
+        raise RuntimeError(f"bench_loop failed ({out.returncode}):\n{out.stderr[-3000:]}")
+      if path.exists():
+        result["results"] = json.loads(path.read_text())
+      results[name] = result
+  return results
 
 
 def train_phase(dry_run: bool, steps: int, timeout: float) -> dict:

@@ -255,9 +255,10 @@ def benchmark_models(models: dict, batch: int, *, repeats: int = 5, warmup: int 
   Returns:
     {"batch", "steps_per_call", "matmul_gflops_per_s" (median over the rounds), "models": name ->
     {"median_step_ms", "min_step_ms", "step_ms_per_round", "images_per_s",
-    "model_gflop_per_step", "gflops_per_s", "fraction_of_matmul" (gflops_per_s / matmul_gflops_per_s), "fraction_of_matmul_per_round"
-    (median over the rounds of the same ratio within a round), "compile_s" (compilation and the
-    first call), "num_params", "loss"}}. Step times are per training step (call time / n).
+    "model_gflop_per_step", "gflops_per_s", "fraction_of_matmul" (gflops_per_s /
+    matmul_gflops_per_s), "fraction_of_matmul_per_round" (median over the rounds of the same ratio
+    within a round), "compile_s" (compilation and the first call), "num_params", "loss"}}. Step
+    times are per training step (call time / n).
   """
   rng = np.random.default_rng(seed)
   key = jax.random.key(seed, impl='rbg')  # compiles faster than threefry; values are irrelevant

@@ -1,4 +1,4 @@
-"""The SlowVAE network and training step in PyTorch, written for this project's side-by-side benchmark.
+"""The SlowVAE network and training step in PyTorch, for this project's side-by-side benchmark.
 
 Optional: needs the ``bench`` extra (``pip install -e ".[bench]"``, torch 2.13); nothing else in
 nlvae imports it. ``experiments.benchmark --only=pytorch`` times ``TorchSlowVAEStep`` against
@@ -23,6 +23,7 @@ see nlvae/networks.py), so that both frameworks can be checked to compute the sa
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -194,20 +195,26 @@ class TorchWorker:
   PyTorch's OpenMP threads and XLA's thread pool in different processes, as each framework runs
   for its users; the parent's call waits for the child's step (one pipe round trip, ~0.1 ms).
   images, noise, params: as for TorchSlowVAEStep (sent once through a temporary .npz file).
+  omp_wait_policy: the child's OMP_WAIT_POLICY ('PASSIVE': idle OpenMP threads sleep instead of
+  spinning; on a loaded machine the spinning threads' barriers cost PyTorch up to 10x per step,
+  docs/benchmarks.md); None keeps this process's environment.
   """
 
   def __init__(self, images: np.ndarray, noise: np.ndarray, *, params: dict | None = None,
                threads: int | None = 2, device: str = 'cpu', lr: float = 1e-4,
-               timeout: float = 600.0):
+               omp_wait_policy: str | None = None):
     self._folder = tempfile.TemporaryDirectory(prefix='nlvae_bench_torch_')
     path = f'{self._folder.name}/data.npz'
     arrays = {'images': images, 'noise': noise}
     if params is not None:
       arrays.update({f'params/{k}': v for k, v in flatten(params).items()})
     np.savez(path, **arrays)
+    env = dict(os.environ)
+    if omp_wait_policy:
+      env['OMP_WAIT_POLICY'] = omp_wait_policy
     self._process = subprocess.Popen(
         [sys.executable, '-m', 'experiments.bench_torch', '--worker'], stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE, text=True, bufsize=1)
+        stdout=subprocess.PIPE, text=True, bufsize=1, env=env)
     start = time.perf_counter()
     reply = self._ask(dict(cmd='init', path=path, threads=threads, device=device, lr=lr))
     self.compile_s = time.perf_counter() - start  # start-up, set-up and the first step
@@ -259,6 +266,7 @@ def _worker() -> None:
                                 lr=request['lr'])
         step()  # the first step (allocations, oneDNN/cuDNN kernel choice), as jit's compile
         info = dict(torch=torch.__version__, threads=torch.get_num_threads(),
+                    omp_wait_policy=os.environ.get('OMP_WAIT_POLICY'),
                     device=str(step.device),
                     matmul_gflops_per_s=matmul_gflops(device=request['device']))
         reply = dict(num_params=step.num_params, initial_loss=step.initial_loss, info=info)

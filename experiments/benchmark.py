@@ -20,7 +20,9 @@ Sub-benchmarks (all by default; every result goes into the JSON):
             optimizer in PyTorch (experiments/bench_torch.py; the optional `bench` extra, skipped
             without torch), from the same parameters and data, in alternating rounds with the f32
             matmul, at the same batches: images/s of both, their ratio and both as fractions of
-            the same-run matmul ceiling (--torch_threads=2, --torch_process=child|same).
+            the same-run matmul ceiling (--torch_threads=2, --torch_process=child|same,
+            --torch_omp_wait_policy=PASSIVE, --candidates: bench_networks' candidate formulations
+            in the same rounds).
   data      frames per second of each physics generator against the frames per second the quick
             config's training step consumes.
   compile   compile time of the training step (nlvae.train.make_train_step on the spring quick
@@ -55,6 +57,10 @@ _TORCH_THREADS = flags.DEFINE_integer(
 _TORCH_PROCESS = flags.DEFINE_enum(
     "torch_process", "child", ["child", "same"], "--only=pytorch: run the PyTorch step in a child "
     "process (its OpenMP threads apart from XLA's thread pool) or in this process.")
+_TORCH_OMP_WAIT_POLICY = flags.DEFINE_string(
+    "torch_omp_wait_policy", "PASSIVE", "--only=pytorch, child process: its OMP_WAIT_POLICY "
+    "(PASSIVE: idle OpenMP threads sleep; on a loaded machine PyTorch's spinning threads make its "
+    "steps up to 10x slower, docs/benchmarks.md). Empty: PyTorch's default (spin).")
 _CANDIDATES = flags.DEFINE_bool(
     "candidates", True, "--only=pytorch: also time bench_networks' candidate formulations "
     "(scatter_last) in the same rounds.")
@@ -242,7 +248,8 @@ def networks_benchmark(repeats: int, batches) -> dict:
 
 def pytorch_benchmark(repeats: int, batches, threads: int = 2, process: str = "child",
                       image_size: int = 64, tolerance: float = 1e-4,
-                      matmul_size: int = 2048, candidates: bool = False) -> dict:
+                      matmul_size: int = 2048, candidates: bool = False,
+                      omp_wait_policy: str | None = "PASSIVE") -> dict:
   """nlvae's SlowVAE step against the same network in PyTorch (experiments.bench_torch), timed in
   the same alternating rounds as the f32 matmul (bench_networks.benchmark_models, side_by_side).
 
@@ -263,18 +270,24 @@ def pytorch_benchmark(repeats: int, batches, threads: int = 2, process: str = "c
   from experiments import bench_networks
   from nlvae import networks
   device = "cuda" if jax.default_backend() == "gpu" else "cpu"
-  step_class = bench_torch.TorchWorker if process == "child" else bench_torch.TorchSlowVAEStep
   steps = []
 
   def factory(images, noise, params):
-    steps.append(step_class(images, noise, params=params, threads=threads, device=device))
+    if process == "child":
+      steps.append(bench_torch.TorchWorker(images, noise, params=params, threads=threads,
+                                           device=device, omp_wait_policy=omp_wait_policy))
+    else:  # this process's environment (OMP_WAIT_POLICY is read when torch starts)
+      steps.append(bench_torch.TorchSlowVAEStep(images, noise, params=params, threads=threads,
+                                                device=device))
     return steps[-1]
 
   encoder = networks.slowvae_encoder(10)
   models = {"nlvae": (encoder, networks.slowvae_decoder(1, image_size))}
   if candidates:  # formulations not (yet) in nlvae.networks, timed in the same rounds
     models["scatter_last"] = (encoder, bench_networks.scatter_last_decoder(1, image_size))
-  results = {"torch_process": process, "torch_threads": threads, "torch_device": device}
+  results = {"torch_process": process, "torch_threads": threads, "torch_device": device,
+             "torch_omp_wait_policy": omp_wait_policy if process == "child" else
+             os.environ.get("OMP_WAIT_POLICY")}
   for batch in batches:
     try:
       result = bench_networks.benchmark_models(
@@ -308,10 +321,13 @@ def pytorch_benchmark(repeats: int, batches, threads: int = 2, process: str = "c
     results[f"batch_{batch}"] = result
     bench_networks.print_table(result, f"SlowVAE: nlvae vs PyTorch ({device}, torch "
                                        f"{pt['info'].get('torch')}, {threads} threads, {process} "
-                                       f"process; XLA_FLAGS='{os.environ.get('XLA_FLAGS', '')}')")
+                                       f"process, OMP_WAIT_POLICY="
+                                       f"{pt['info'].get('omp_wait_policy')}; XLA_FLAGS="
+                                       f"'{os.environ.get('XLA_FLAGS', '')}')")
     ratio = result["nlvae_over_pytorch"]
-    print(f"  nlvae / PyTorch images/s: {ratio['median']:.2f}x (medians), {ratio['per_round']:.2f}x "
-          f"(median of the rounds' ratios), {ratio['best']:.2f}x (fastest rounds); initial losses "
+    print(f"  nlvae / PyTorch images/s: {ratio['median']:.2f}x (medians), "
+          f"{ratio['per_round']:.2f}x (median of the rounds' ratios), {ratio['best']:.2f}x "
+          f"(fastest rounds); initial losses "
           f"{nl['initial_loss']:.4f} vs {pt['initial_loss']:.4f}; torch matmul "
           f"{pt['info'].get('matmul_gflops_per_s', float('nan')):.1f} GFLOP/s", flush=True)
     for name in result["models"]:
@@ -394,7 +410,9 @@ def main(argv):
   runners = {"networks": lambda: networks_benchmark(_REPEATS.value, _BATCHES.value),
              "pytorch": lambda: pytorch_benchmark(_REPEATS.value, _BATCHES.value,
                                                   _TORCH_THREADS.value, _TORCH_PROCESS.value,
-                                                  candidates=_CANDIDATES.value),
+                                                  candidates=_CANDIDATES.value,
+                                                  omp_wait_policy=_TORCH_OMP_WAIT_POLICY.value
+                                                  or None),
              "kl": lambda: kl_benchmark(_REPEATS.value),
              "data": lambda: data_benchmark(_REPEATS.value),
              "compile": compile_benchmark}

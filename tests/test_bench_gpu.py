@@ -1,6 +1,7 @@
 """experiments/bench_gpu.py --dry_run: the GPU script runs end to end on the CPU at tiny sizes.
 
-Two tests (they run on both pytest workers at once): every phase but training, and training.
+Three tests, so that pytest's workers run them side by side: the benchmarks, the loop-efficiency
+phase (when experiments/bench_loop.py exists) and training.
 """
 import importlib.util
 import json
@@ -33,13 +34,13 @@ def test_install_commands_pin_the_cuda_wheels():
 
 
 def test_dry_run_benchmarks(tmp_path):
-  results = _dry_run(tmp_path, skip="train")
+  results = _dry_run(tmp_path, skip="train,loop")
   assert results["install"] == {"commands": [" ".join(c) for c in bench_gpu.install_commands()],
                                 "ran": False}
   assert results["environment"]["backend"] == "cpu"
   assert results["environment"]["jax"] == "0.9.2"
   assert "train" not in results
-  assert set(results["phase_s"]) == {"environment", "networks", "pytorch", "loop"}
+  assert set(results["phase_s"]) == {"environment", "networks", "pytorch"}
   network_rows = results["networks"]["batch_2"]["models"]
   assert set(network_rows) == {"slowvae", "physics_tiny"}
   for row in network_rows.values():
@@ -57,8 +58,21 @@ def test_dry_run_benchmarks(tmp_path):
   assert batch["nlvae_over_pytorch"]["median"] == pytest.approx(
       nlvae["images_per_s"] / torch_row["images_per_s"])
   assert torch_row["info"]["device"] == "cpu" and torch_row["info"]["threads"] == 2
-  if "skipped" not in results["loop"]:
-    assert results["loop"]["returncode"] == 0
+
+
+@pytest.mark.skipif(importlib.util.find_spec("experiments.bench_loop") is None,
+                    reason="experiments/bench_loop.py does not exist")
+def test_dry_run_loop_efficiency(tmp_path):
+  results = _dry_run(tmp_path, skip="install,environment,networks,pytorch,train")
+  loop = results["loop"]
+  if "skipped" in loop:  # its --help has no --dry_run
+    assert "no --dry_run" in loop["skipped"]
+    return
+  assert list(loop) == ["default"]  # --steps_per_dispatch=4 only on a GPU
+  assert loop["default"]["returncode"] == 0
+  assert loop["default"]["command"].startswith("python -m experiments.bench_loop --")
+  assert "--dry_run" in loop["default"]["command"]
+  assert isinstance(loop["default"]["results"], dict) and loop["default"]["results"]
 
 
 def test_dry_run_training(tmp_path):
