@@ -453,8 +453,8 @@ def split_gaussian(gaussian: Gaussian, num_components: int, *, method: str = "qu
     "quasi", "random": K equally weighted components N(m + sqrt(1 - b^2) L eps_k, b^2 S) with
       offsets eps_k of zero mean and identity covariance, Halton points ("quasi") or whitened
       antithetic normal draws from `key` ("random"; antithetic once K >= 2n - 1);
-      b^2 = silverman_bandwidth(n, K) unless `bandwidth` b is given. Needs K > n. Every direction is split, so b shrinks only like
-      K^(-1/(n+4)) (the original split).
+      b^2 = silverman_bandwidth(n, K) unless `bandwidth` b is given. Needs K > n. Every
+      direction is split, so b shrinks only like K^(-1/(n+4)) (the original split).
     "directional": a 1-D grid along the whitened unit vector `direction` [n] (required; see
       `nonlinear_direction`): components N(m + sqrt(1 - b^2) x_k L v, L (I - (1 - b^2) v v^T) L^T)
       with the nodes and weights (x_k, w_k) of `grid_normal_points(K)`. Along v each component
