@@ -24,6 +24,8 @@ every phase, so a lease that ends early keeps what was measured):
   train       python -m experiments.run --config=experiments/spring.py:full
               --config.train.num_steps=300 (wall time from command to eval.json, steps/s from
               metrics.jsonl, eval.json).
+Exit code 1 when any phase failed (the JSON has its traceback under "errors"); without a GPU it
+stops after `environment` unless --allow_cpu.
 --dry_run: everything on the CPU with tiny sizes (SlowVAE at 32x32, the physics `tiny` config's
 networks, batch 2, one round; train: spring.py:tiny, 2 steps), the install commands recorded but
 not run; tests/test_bench_gpu.py runs it. --skip=phase,... leaves phases out.
@@ -203,6 +205,8 @@ def main(argv=None) -> dict:
   parser.add_argument("--train_steps", type=int, default=None)
   parser.add_argument("--budget_s", type=float, default=540.0,
                       help="total seconds; later phases get what is left")
+  parser.add_argument("--allow_cpu", action="store_true",
+                      help="go on at full sizes when JAX finds no GPU (slow; default: stop)")
   parser.add_argument("--_install_record", default=None, help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
   skip = set(filter(None, args.skip.split(",")))
@@ -255,14 +259,19 @@ def main(argv=None) -> dict:
       results["errors"][phase] = traceback.format_exc()[-4000:]
       print(results["errors"][phase], file=sys.stderr, flush=True)
     results["phase_s"][phase] = time.perf_counter() - phase_start
-    if phase == "environment" and not args.dry_run and results[phase]["backend"] != "gpu":
+    no_gpu = (phase == "environment" and not args.dry_run and phase in results
+              and results[phase]["backend"] != "gpu")
+    if no_gpu:
       results["errors"]["environment"] = f"no GPU backend: {results[phase]['devices']}"
     results["total_s"] = time.perf_counter() - start
     pathlib.Path(args.json).write_text(json.dumps(results, indent=2))
+    if no_gpu and not args.allow_cpu:
+      print("bench_gpu: JAX sees no GPU; stopping (--allow_cpu goes on)", file=sys.stderr)
+      break
   print(f"bench_gpu: wrote {args.json} ({results['total_s']:.0f} s; errors: "
         f"{sorted(results['errors']) or 'none'})", flush=True)
   return results
 
 
 if __name__ == "__main__":
-  main()
+  sys.exit(1 if main()["errors"] else 0)

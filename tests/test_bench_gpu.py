@@ -83,3 +83,16 @@ def test_dry_run_training(tmp_path):
   assert train["eval"]["num_steps"] == 2
   assert 0 <= train["eval"]["latent/abs_pearson_r"] <= 1
   assert train["wall_s"] > 0 and len(train["steps_per_second_logged"]) >= 1
+
+
+def test_full_run_without_a_gpu_stops_after_the_environment(tmp_path):
+  """Not a dry run and no GPU: the JSON says so and the command fails, instead of spending the
+  lease on full-size CPU benchmarks."""
+  path = tmp_path / "bench_gpu.json"
+  out = subprocess.run([sys.executable, "-m", "experiments.bench_gpu", f"--json={path}",
+                        "--skip=install"], capture_output=True, text=True, timeout=300,
+                       check=False)
+  assert out.returncode == 1
+  results = json.loads(path.read_text())
+  assert "no GPU backend" in results["errors"]["environment"]
+  assert set(results["phase_s"]) == {"environment"}
