@@ -119,3 +119,30 @@ def test_bad_config_gives_a_one_line_error_listing_valid_keys(tmp_path, override
   lines = [line for line in out.stderr.splitlines() if line.strip()]
   assert len(lines) == 1, out.stderr
   assert expected in lines[0] and "train.num_steps" in lines[0] and "Traceback" not in out.stderr
+
+
+def test_dispatch_plan_never_crosses_a_log_eval_or_checkpoint_step():
+  plan = list(train.dispatch_plan(3, 20, 4, (5, 10, 20)))
+  assert plan == [(3, 2), (5, 4), (9, 1), (10, 4), (14, 1), (15, 4), (19, 1)]
+  assert list(train.dispatch_plan(10, 20, 4, (5, 10, 20))) == plan[3:]  # the same after a resume
+  assert list(train.dispatch_plan(0, 3, 1, (2,))) == [(0, 1), (1, 1), (2, 1)]
+
+
+def test_several_steps_per_dispatch_train_like_one_step_per_dispatch(tmp_path):
+  """lax.scan over 3 stacked batches, interrupted and resumed, against one step per dispatch."""
+  config = spring.get_config("tiny")
+  config.model.interventions = {}
+  config.train.update(num_steps=7, log_every=3)  # 6 steps of 7: no final evaluation
+  train.train_and_evaluate(config, tmp_path / "one", stop_after=6)
+  config.train.steps_per_dispatch = 3
+  train.train_and_evaluate(config, tmp_path / "three", stop_after=3)
+  train.train_and_evaluate(config, tmp_path / "three", stop_after=3)
+  step_a, params_a, opt_a = _params(tmp_path / "one")
+  step_b, params_b, opt_b = _params(tmp_path / "three")
+  assert step_a == step_b == 6
+  close = lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)  # noqa: E731
+  jax.tree.map(close, params_a, params_b)
+  jax.tree.map(close, opt_a, opt_b)
+  rows = [json.loads(line) for line in (tmp_path / "three" / "metrics.jsonl").read_text()
+          .splitlines()]
+  assert [r["step"] for r in rows if "train/loss" in r] == [3, 6]
