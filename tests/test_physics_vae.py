@@ -71,3 +71,31 @@ def test_pulsar_default_config_starts_finite_and_infers_the_phase_through_the_pr
   assert scores["latent/circular_correlation"] > 0.999
   np.testing.assert_allclose(scale, -2.0, rtol=0.02)
   np.testing.assert_allclose(offset, 1.0, atol=0.02)
+
+
+def test_prior_stride_is_the_kl_of_interleaved_chains_at_k_dt():
+  """With model.prior_time_step = k dt the KL is the sum over the k chains z_s, z_{s+k}, ... of
+  the per-frame sequence KL under the same prior at time step k dt; 0 keeps every frame."""
+  from nlvae.models import physics_vae
+  assert physics_vae.prior_stride(0.0, 0.05) == 1 and physics_vae.prior_stride(0.1, 0.05) == 2
+  assert physics_vae.prior_stride(0.1, 1 / 30) == 3
+  model, batch = _model(estimator="sequential", encoder="keypoints", encoder_features=(4, 8))
+  dt = model.info["dt"]
+  model_config = model.config
+  model_config.prior_time_step = 2 * dt
+  strided = models.build(model_config, model.info)
+  assert strided.prior_stride == 2
+  np.testing.assert_allclose(strided.kl_prior.params["dt"], 2 * dt, rtol=1e-6)
+  params = strided.init(jax.random.PRNGKey(0), batch)
+  mean, var = strided.encode(params, strided._frames(batch))
+  rng = jax.random.PRNGKey(3)
+  keys = jax.random.split(jax.random.split(rng)[1], 2 * mean.shape[0])  # the loss's chain keys
+  expected = 0.0
+  for clip in range(mean.shape[0]):
+    for start in range(2):
+      chain = slice(start, (mean.shape[1] // 2) * 2, 2)
+      expected += float(jnp.sum(priors.sequence_kl(
+          strided.current_prior(params, strided.kl_prior), mean[clip, chain], var[clip, chain],
+          keys[2 * clip + start], estimator="sequential")))
+  _, metrics = strided.loss(params, batch, rng)
+  np.testing.assert_allclose(metrics["kl_physical"], expected / mean.shape[0], rtol=1e-4)

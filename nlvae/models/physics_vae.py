@@ -50,13 +50,38 @@ def context_stack(frames: jax.Array, context: int) -> jax.Array:
   return jnp.concatenate([padded[:, i:i + num_frames] for i in range(context)], axis=-1)
 
 
+def prior_stride(prior_time_step: float, dt: float) -> int:
+  """Frames per prior step: round(prior_time_step / dt), at least 1 (0 = every frame)."""
+  if prior_time_step < 0:
+    raise ValueError(f"model.prior_time_step={prior_time_step} must be >= 0 seconds")
+  return max(1, int(round(prior_time_step / dt))) if prior_time_step else 1
+
+
+def interleaved_chains(x: jax.Array, stride: int) -> jax.Array:
+  """[B, T, D] -> [B * k, floor(T / k), D]: the chains x[b, s::k] for s < k (frames past the last
+  whole step are dropped, so every chain has the same length; k = 1 is the identity)."""
+  if stride == 1:
+    return x
+  batch, num_frames, dim = x.shape
+  length = num_frames // stride
+  chains = x[:, :length * stride].reshape(batch, length, stride, dim)
+  return jnp.moveaxis(chains, 2, 1).reshape(batch * stride, length, dim)
+
+
 class PhysicsVAE:
   """Model interface of nlvae.models: init, loss, evaluate (plus encode/decode helpers)."""
 
   def __init__(self, model_config, data_info):
     self.config = model_config
     self.info = data_info
-    self.prior = build_prior(model_config, float(data_info["dt"]))
+    dt = float(data_info["dt"])
+    self.prior = build_prior(model_config, dt)
+    # The KL's prior steps over `prior_stride` frames (interleaved chains z_s, z_{s+k}, ...): at
+    # high frame rates one frame's physics (~dt^2 a) drowns in the encoder's noise, and the
+    # latent's scale is then barely pinned (docs/user_video.md, "The physical scale").
+    self.prior_stride = prior_stride(model_config.prior_time_step, dt)
+    self.kl_prior = (build_prior(model_config, dt * self.prior_stride) if self.prior_stride > 1
+                     else self.prior)
     physics_eval.check_interventions(self.prior, model_config.interventions)  # before training
     self.num_physical = self.prior.latent_dim
     self.latent_dim = self.num_physical + model_config.free_latents
@@ -113,9 +138,11 @@ class PhysicsVAE:
     logits = self.decoder.apply(params["decoder"], z)
     return jax.nn.sigmoid(logits) if self.config.likelihood == "bernoulli" else logits
 
-  def current_prior(self, params) -> priors.ANMPrior:
-    """The prior with the learned physical parameters (and learned process noise, if any)."""
-    prior = self.prior.with_params(**params["prior"]) if params["prior"] else self.prior
+  def current_prior(self, params, prior: priors.ANMPrior | None = None) -> priors.ANMPrior:
+    """The prior (default: per frame) with the learned physical parameters (and learned process
+    noise, if any)."""
+    prior = self.prior if prior is None else prior
+    prior = prior.with_params(**params["prior"]) if params["prior"] else prior
     if "prior_log_noise_scale" in params:
       prior = prior.replace(noise_scale=jnp.exp(params["prior_log_noise_scale"]))
     return prior
@@ -134,13 +161,15 @@ class PhysicsVAE:
       nll = 0.5 * ((logits - frames) / self.config.pixel_std)**2
     recon = jnp.mean(jnp.sum(nll, axis=(1, 2, 3, 4)))
 
-    prior = self.current_prior(params)
+    prior = self.current_prior(params, self.kl_prior)
     dp = self.num_physical
     clip_kl = jax.vmap(lambda m, v, k: priors.sequence_kl(
         prior, m, v, k, estimator=self.config.estimator,
         num_components=self.config.num_components, num_samples=self.config.num_samples))
-    keys = jax.random.split(key_kl, mean.shape[0])
-    kl_physical = jnp.mean(jnp.sum(clip_kl(mean[..., :dp], var[..., :dp], keys), axis=1))
+    chains_mean, chains_var = (interleaved_chains(x[..., :dp], self.prior_stride)
+                               for x in (mean, var))  # [B * k, T / k, Dp]
+    keys = jax.random.split(key_kl, chains_mean.shape[0])
+    kl_physical = jnp.sum(clip_kl(chains_mean, chains_var, keys)) / mean.shape[0]
     kl_free = jnp.mean(jnp.sum(kl.diag_gaussian_kl(mean[..., dp:], var[..., dp:], 0.0, 1.0),
                                axis=1))
     total_kl = kl_physical + kl_free
