@@ -9,7 +9,7 @@ WORKDIR ?= runs/$(basename $(notdir $(CONFIG)))
 # Tests run on two pytest workers (JAX compilation is mostly single-threaded).
 TEST_WORKERS ?= 2
 
-.PHONY: install run test bench lock clean
+.PHONY: install run test bench api-docs lock clean
 
 install: $(STAMP)
 
@@ -23,8 +23,15 @@ $(STAMP): pyproject.toml requirements.lock
 run: install
 	$(PY) -m experiments.run --config=$(CONFIG) --workdir=$(WORKDIR)
 
-test: install
+test: install api-docs
 	$(PY) -m pytest -q -n $(TEST_WORKERS) tests
+
+# The API reference of the maths library from its docstrings (build/api); a broken docstring or
+# example fails it (make test runs it first).
+API_MODULES := nlvae.priors nlvae.kl nlvae.gaussians nlvae.metrics
+api-docs: install
+	$(PY) -W error::UserWarning -m pdoc --docformat google -o build/api $(API_MODULES)
+	$(PY) -m pytest -q -p no:cacheprovider --doctest-modules $(addsuffix .py,$(subst .,/,$(API_MODULES)))
 
 bench: install
 	$(PY) -m experiments.benchmark
