@@ -114,8 +114,8 @@ def load_circles_static(data_config):
   """
   num_train, num_test = _positive_int(data_config, "num_train"), _positive_int(data_config,
                                                                                "num_test")
-  circle_levels = data_config.get("circle_levels", circles.CIRCLE_LEVELS)
-  gauss_levels = data_config.get("gauss_levels", circles.GAUSS_LEVELS)
+  circle_levels = data_config.circle_levels
+  gauss_levels = data_config.gauss_levels
   sample = circles.static_sample(num_train + num_test, data_config.seed, circle_levels,
                                  gauss_levels)
   # static_sample returns grid points in C order of the factors: shuffle before splitting.
@@ -138,9 +138,9 @@ def load_circles_dynamic(data_config):
   """
   num_train, num_test = _positive_int(data_config, "num_train"), _positive_int(data_config,
                                                                                "num_test")
-  options = dict(num_frames=data_config.get("num_frames", 10),
-                 min_distance=data_config.get("min_distance", 0.1),
-                 gauss_levels=data_config.get("gauss_levels", circles.GAUSS_LEVELS))
+  options = dict(num_frames=data_config.num_frames,
+                 min_distance=data_config.min_distance,
+                 gauss_levels=data_config.gauss_levels)
   train = circles.dynamic_sequences(num_train, data_config.seed, **options)
   test = circles.dynamic_sequences(num_test, data_config.seed + TEST_SEED_OFFSET, **options)
   info = dict(image_shape=train["frames"].shape[2:], num_frames=train["frames"].shape[1],

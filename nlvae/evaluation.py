@@ -29,6 +29,12 @@ def chunked_apply(fn, x: np.ndarray, batch_size: int = 64):
   return jax.tree.map(lambda *parts: np.concatenate(parts), *outputs)
 
 
+def mean_image(model, decoded: jax.Array) -> jax.Array:
+  """A model's decode output -> the mean image in [0, 1]: sigmoid of Bernoulli logits; a
+  Gaussian (or MSE) mean as it is."""
+  return jax.nn.sigmoid(decoded) if model.likelihood == "bernoulli" else decoded
+
+
 @contextlib.contextmanager
 def atomic_path(path):
   """Yields a temporary path beside `path` (same suffix); renames it over `path` on success."""

@@ -87,7 +87,8 @@ def test_prior_stride_is_the_kl_of_interleaved_chains_at_k_dt():
   assert strided.prior_stride == 2
   np.testing.assert_allclose(strided.kl_prior.params["dt"], 2 * dt, rtol=1e-6)
   params = strided.init(jax.random.PRNGKey(0), batch)
-  mean, var = strided.encode(params, strided._frames(batch))
+  mean, log_var = strided.encode(params, strided._frames(batch))
+  var = jnp.exp(log_var)
   rng = jax.random.PRNGKey(3)
   keys = jax.random.split(jax.random.split(rng)[1], 2 * mean.shape[0])  # the loss's chain keys
   expected = 0.0

@@ -288,11 +288,11 @@ class DynamicsVAE:
     self.image_shape = tuple(data_info["image_shape"])
     self.num_frames = data_info.get("num_frames")
     self.latent_dim = int(model_config.latent_dim)
-    self.dynamics = model_config.get("dynamics", "none")
-    self.gamma = float(model_config.get("gamma", 0.0))
-    self.delay = int(model_config.get("delay", 1))
-    self.likelihood = model_config.get("likelihood", "mse")
-    self.variational = bool(model_config.get("variational", True))
+    self.dynamics = model_config.dynamics
+    self.gamma = float(model_config.gamma)
+    self.delay = int(model_config.delay)
+    self.likelihood = model_config.likelihood
+    self.variational = bool(model_config.variational)
     if self.dynamics not in DYNAMICS:
       raise ValueError(f"model.dynamics must be one of {DYNAMICS}, got {self.dynamics!r}")
     if self.likelihood not in LIKELIHOODS:
@@ -309,7 +309,7 @@ class DynamicsVAE:
     values_per_frame = int(np.prod(self.image_shape))
     beta = float(model_config.beta)
     self.beta = (beta_from_normalized(beta, values_per_frame, self.latent_dim)
-                 if model_config.get("beta_is_normalized", True) else beta)
+                 if model_config.beta_is_normalized else beta)
     self.encoder = networks.dynamics_encoder(self.latent_dim)
     self.decoder = networks.dynamics_decoder(self.image_shape[-1], self.image_shape[0])
 

@@ -60,7 +60,7 @@ def circular_correlation(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _encode_all(model, params, frames: np.ndarray, batch: int = 64):
-  """uint8 frames [N, T, H, W, C] -> posterior means and variances [N, T, D]."""
+  """uint8 frames [N, T, H, W, C] -> posterior means and log-variances [N, T, D]."""
   encode = jax.jit(lambda p, f: model.encode(p, f.astype(jnp.float32) / 255.0))
   return evaluation.chunked_apply(lambda f: encode(params, f), frames, batch)
 
@@ -126,7 +126,8 @@ def _rollout_frames(model, params, prior, histories: np.ndarray, num_frames: int
     scale, offset = (jnp.asarray(x)[:, None] for x in brightness_map)
     decoded = latents.at[..., 2].set(scale * latents[..., 2] + offset)
   free = jnp.zeros(latents.shape[:2] + (model.latent_dim - model.num_physical,))
-  frames = model.decode(params, jnp.concatenate([decoded, free], axis=-1))
+  frames = evaluation.mean_image(model, model.decode(params, jnp.concatenate([decoded, free],
+                                                                             axis=-1)))
   return np.asarray(latents), np.clip(np.asarray(frames), 0.0, 1.0)
 
 
@@ -241,7 +242,8 @@ def evaluate(model, params, data, workdir, rng, num_counterfactual_clips: int = 
                             truth, (slope, intercept), float(info["dt"]),
                             physics.LATENTS[system])
   evaluation.plot_training_curves(workdir)
-  recon = np.asarray(model.decode(params, jnp.asarray(means[:1])))[0]
+  recon = np.asarray(evaluation.mean_image(model, model.decode(params,
+                                                               jnp.asarray(means[:1]))))[0]
   evaluation.plot_reconstructions(workdir / "figures" / "reconstructions.png", test["frames"][0],
                                   recon)
   return results

@@ -69,7 +69,7 @@ def interleaved_chains(x: jax.Array, stride: int) -> jax.Array:
 
 
 class PhysicsVAE:
-  """Model interface of nlvae.models: init, loss, evaluate (plus encode/decode helpers)."""
+  """A nlvae.models.GenerativeModel: init, loss, encode, decode, evaluate."""
 
   def __init__(self, model_config, data_info):
     self.config = model_config
@@ -125,18 +125,22 @@ class PhysicsVAE:
     return batch["frames"].astype(jnp.float32) / 255.0
 
   def encode(self, params, frames):
-    """frames float [B, T, H, W, C] -> posterior mean, variance [B, T, D]."""
+    """frames float [B, T, H, W, C] in [0, 1] -> posterior mean, log-variance [B, T, D]."""
     posterior = self.encoder.apply(params["encoder"],
                                    context_stack(frames, self.config.context_frames))
     # The shift sets the posterior's starting variance (the network's output starts near 0).
     log_var = jnp.clip(posterior.log_var[..., 0, :] + self.config.posterior_log_var_shift,
                        -14.0, 6.0)
-    return posterior.mean[..., 0, :], jnp.exp(log_var)
+    return posterior.mean[..., 0, :], log_var
 
   def decode(self, params, z):
-    """z [..., D] -> mean image [..., H, W, C] in [0, 1]."""
-    logits = self.decoder.apply(params["decoder"], z)
-    return jax.nn.sigmoid(logits) if self.config.likelihood == "bernoulli" else logits
+    """z [..., D] -> the likelihood's parameter [..., H, W, C]: Bernoulli logits, or the
+    Gaussian mean (see nlvae.evaluation.mean_image)."""
+    return self.decoder.apply(params["decoder"], z)
+
+  @property
+  def likelihood(self) -> str:
+    return self.config.likelihood
 
   def current_prior(self, params, prior: priors.ANMPrior | None = None) -> priors.ANMPrior:
     """The prior (default: per frame) with the learned physical parameters (and learned process
@@ -151,10 +155,11 @@ class PhysicsVAE:
 
   def loss(self, params, batch, rng):
     frames = self._frames(batch)
-    mean, var = self.encode(params, frames)
+    mean, log_var = self.encode(params, frames)
+    var = jnp.exp(log_var)
     key_z, key_kl = jax.random.split(rng)
     z = mean + jnp.sqrt(var) * jax.random.normal(key_z, mean.shape)
-    logits = self.decoder.apply(params["decoder"], z)
+    logits = self.decode(params, z)
     if self.config.likelihood == "bernoulli":
       nll = optax.sigmoid_binary_cross_entropy(logits, frames)
     else:

@@ -385,11 +385,17 @@ class BetaVAE:
     posterior = self.encoder.apply(params["encoder"], images)
     return posterior.mean[..., 0, :], posterior.log_var[..., 0, :]
 
+  def decode(self, params: dict, z: jax.Array) -> jax.Array:
+    """Bernoulli logits [..., H, W, C] of latents z [..., D]."""
+    return self.decoder.apply(params["decoder"], z)
+
+  likelihood = "bernoulli"
+
   def decode_sample(self, params: dict, mean: jax.Array, log_var: jax.Array,
                     rng: jax.Array) -> jax.Array:
     """Decoder logits [..., H, W, C] of one reparameterised sample z ~ N(mean, exp(log_var))."""
     z = mean + jnp.exp(0.5 * log_var) * jax.random.normal(rng, mean.shape, mean.dtype)
-    return self.decoder.apply(params["decoder"], z)
+    return self.decode(params, z)
 
   def representation_fn(self, params: dict, chunk: int = 512):
     """observations float [n, H, W, C] -> encoder means float32 [n, D] (numpy), jitted on
