@@ -48,6 +48,7 @@ import traceback
 PHASES = ("install", "environment", "networks", "pytorch", "loop", "train")
 JAX_CUDA = "jax[cuda12]==0.9.2"  # jax 0.9.2's extras: cuda12 / cuda13 (with NVIDIA's wheels)
 TORCH = "torch==2.13.0"  # the `bench` extra
+ROOT = pathlib.Path(__file__).resolve().parents[1]  # the repository root: cwd of the children
 
 
 def install_commands(python: str = sys.executable) -> list[list[str]]:
@@ -147,7 +148,7 @@ def loop_phase(dry_run: bool, timeout: float) -> dict:
     return {"skipped": "experiments/bench_loop.py does not exist"}
   base = [sys.executable, "-m", "experiments.bench_loop"]
   help_out = subprocess.run(base + ["--help"], capture_output=True, text=True, timeout=120,
-                            check=False)
+                            check=False, cwd=ROOT)
   help_text = help_out.stdout + help_out.stderr
   if dry_run and "--dry_run" not in help_text:
     return {"skipped": "experiments.bench_loop has no --dry_run"}
@@ -164,7 +165,7 @@ def loop_phase(dry_run: bool, timeout: float) -> dict:
       command = base + [f"{out_flag}={path}"] + (["--dry_run"] if dry_run else []) + extra
       start = time.perf_counter()
       out = subprocess.run(command, capture_output=True, text=True, check=False,
-                           timeout=max(30.0, deadline - start))
+                           timeout=max(30.0, deadline - start), cwd=ROOT)
       result = dict(command=" ".join(["python"] + command[1:]).replace(str(path), "FILE"),
                     returncode=out.returncode, seconds=time.perf_counter() - start,
                     output_tail=out.stdout[-3000:])
@@ -182,7 +183,8 @@ def train_phase(dry_run: bool, steps: int, timeout: float) -> dict:
     command = [sys.executable, "-m", "experiments.run", f"--config={config}",
                f"--config.train.num_steps={steps}", f"--workdir={folder}/run"]
     start = time.perf_counter()
-    out = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    out = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False,
+                         cwd=ROOT)
     wall = time.perf_counter() - start
     if out.returncode:
       raise RuntimeError(f"{' '.join(command[1:])} failed ({out.returncode}):\n"
@@ -227,6 +229,7 @@ def main(argv=None) -> dict:
       rest.append(f"--budget_s={args.budget_s - results['install']['seconds']:.0f}")
       rest.append(f"--_install_record={json.dumps(results['install'])}")
       sys.stdout.flush()
+      os.chdir(ROOT)
       os.execv(sys.executable, [sys.executable, "-m", "experiments.bench_gpu"] + rest)
 
   # Before JAX starts its backend: the CPU flags nlvae trains with (GPUs ignore them), and no

@@ -214,7 +214,8 @@ class TorchWorker:
       env['OMP_WAIT_POLICY'] = omp_wait_policy
     self._process = subprocess.Popen(
         [sys.executable, '-m', 'experiments.bench_torch', '--worker'], stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE, text=True, bufsize=1, env=env)
+        stdout=subprocess.PIPE, text=True, bufsize=1, env=env,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository root
     start = time.perf_counter()
     reply = self._ask(dict(cmd='init', path=path, threads=threads, device=device, lr=lr))
     self.compile_s = time.perf_counter() - start  # start-up, set-up and the first step
