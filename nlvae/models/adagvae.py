@@ -102,12 +102,10 @@ class AdaGVAE(slowvae.BetaVAE):
   aggregation ("gvae" | "mlvae"); see the module docstring.
   """
 
-  default_beta = 1.0
-
   def __init__(self, model_config, data_info):
     super().__init__(model_config, data_info)
-    self.threshold = model_config.get("threshold", "adaptive")
-    self.aggregation = model_config.get("aggregation", "gvae")
+    self.threshold = model_config.threshold
+    self.aggregation = model_config.aggregation
     if self.threshold not in THRESHOLD_RULES:
       raise ValueError(f"model.threshold must be one of {THRESHOLD_RULES}, got "
                        f"{self.threshold!r}.")

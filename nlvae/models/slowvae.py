@@ -94,7 +94,7 @@ def sample_pairs(data_config, num_pairs: int, seed: int) -> dict[str, np.ndarray
   exactly `k` when k > 0 (the reference's --data-k; k <= 0, like its -1, draws it).
   """
   sampler, option_names = PAIR_SAMPLERS[canonical_transitions(
-      data_config.get("transitions", "laplace"))]
+      data_config.transitions)]
   options = {name: data_config[name] for name in option_names if name in data_config}
   for drawn_when_not_positive in ("rate", "k"):
     if drawn_when_not_positive in options and options[drawn_when_not_positive] <= 0:
@@ -116,7 +116,7 @@ def load_sprites(data_config):
   test = sample_pairs(data_config, int(data_config.num_test), seed + TEST_SEED_OFFSET)
   info = dict(image_shape=sprites.OBSERVATION_SHAPE, factor_names=sprites.FACTOR_NAMES,
               factor_sizes=sprites.FACTOR_SIZES,
-              transitions=canonical_transitions(data_config.get("transitions", "laplace")),
+              transitions=canonical_transitions(data_config.transitions),
               ground_truth=sprites.SpritesGroundTruth())
   return train, test, info
 
@@ -315,26 +315,23 @@ class BetaVAE:
   params: {"encoder": ..., "decoder": ...}.
   """
 
-  default_beta = 4.0
-
   def __init__(self, model_config, data_info):
     self.config = model_config
-    self.latent_dim = int(model_config.get("latent_dim", 10))
-    self.beta = float(model_config.get("beta", self.default_beta))
+    self.latent_dim = int(model_config.latent_dim)
+    self.beta = float(model_config.beta)
     height, width, channels = data_info["image_shape"]
     if height != width:
       raise ValueError(f"{type(self).__name__} needs square images, got "
                        f"{data_info['image_shape']}.")
     self.encoder = networks.slowvae_encoder(self.latent_dim)
     self.decoder = networks.slowvae_decoder(channels, height,
-                                            model_config.get("upsample", "subpixel"))
+                                            model_config.upsample)
     self.ground_truth = data_info.get("ground_truth")
-    self.eval_scale = model_config.get("eval_scale", "quick")
+    self.eval_scale = model_config.eval_scale
     if self.eval_scale not in SAMPLE_SIZES:
       raise ValueError(f"model.eval_scale must be one of {sorted(SAMPLE_SIZES)}, got "
                        f"{self.eval_scale!r}.")
-    self.metric_groups = parse_metric_groups(model_config.get(
-        "eval_metrics", "all" if self.eval_scale == "full" else "mcc,mig,sap,modularity"))
+    self.metric_groups = parse_metric_groups(model_config.eval_metrics)
     self._per_example_metrics = jax.jit(self._per_example_metrics_fn)
 
   # -- interface -----------------------------------------------------------------------------
@@ -365,8 +362,8 @@ class BetaVAE:
       results.update(disentanglement_metrics(
           self.ground_truth, self.representation_fn(params), random_state,
           scale=self.eval_scale, groups=self.metric_groups,
-          observations_per_call=int(self.config.get("observations_per_call", 2048))))
-    num_examples = int(self.config.get("traversal_examples", 3))
+          observations_per_call=int(self.config.observations_per_call)))
+    num_examples = int(self.config.traversal_examples)
     test_frames = data["test"]["frames"]
     first_frames = test_frames.reshape((len(test_frames), -1) + test_frames.shape[-3:])[:, 0]
     frames = self.traversal_video(params, first_frames[:num_examples])
@@ -432,8 +429,8 @@ class BetaVAE:
     Row d varies latent d over linspace(-limit, limit, T) (the others at each example's encoder
     mean), one column per example; the video plays the sweep forth and back.
     """
-    limit = float(self.config.get("traversal_limit", 3.0))
-    num_steps = int(self.config.get("traversal_steps", 15))
+    limit = float(self.config.traversal_limit)
+    num_steps = int(self.config.traversal_steps)
     codes = self.representation_fn(params)(np.asarray(frames, np.float32) / 255.0)
     latents = traversal_latents(codes, limit, num_steps)  # [T, D, K, D]
     images = np.asarray(decoder_probabilities(self.decoder, params["decoder"],
@@ -449,13 +446,11 @@ class SlowVAE(BetaVAE):
   6.0), kl_form ("symmetric" or "reference"; see the module docstring).
   """
 
-  default_beta = 1.0
-
   def __init__(self, model_config, data_info):
     super().__init__(model_config, data_info)
-    self.gamma = float(model_config.get("gamma", 10.0))
-    self.rate = float(model_config.get("rate_prior", 6.0))
-    self.kl_form = model_config.get("kl_form", "symmetric")
+    self.gamma = float(model_config.gamma)
+    self.rate = float(model_config.rate_prior)
+    self.kl_form = model_config.kl_form
     if self.kl_form not in KL_FORMS:
       raise ValueError(f"model.kl_form must be one of {KL_FORMS}, got {self.kl_form!r}.")
     if not self.rate > 0:
