@@ -20,13 +20,13 @@ from data import physics
 from experiments import common
 
 # Camera frame rates (20-60 fps) are 2-5x procedural ones: the video variant steps the prior over
-# about 0.1 s, where one step's physics stands out of the encoder's noise (docs/user_video.md).
-VIDEO_PRIOR_TIME_STEP = 0.1
+# about 0.2 s, where one step's physics stands out of the encoder's noise (docs/user_video.md).
+VIDEO_PRIOR_TIME_STEP = 0.2
 VARIANTS = ("quick", "full", "tiny", "learn", "sequential", "mixture", "video", "realistic", "tfds")
 
 
 def physics_config(arg: str, *, system: str, data_options: dict, prior: dict, interventions: dict,
-                   learnable: dict, free_latents: int = 0, context_frames: int = 1,
+                   learnable: dict, video: dict | None = None, free_latents: int = 0, context_frames: int = 1,
                    num_components: int = 1, estimator: str = "mixture",
                    model: dict | None = None, train: dict | None = None):
   """Builds the ConfigDict of one physics experiment.
@@ -40,6 +40,7 @@ def physics_config(arg: str, *, system: str, data_options: dict, prior: dict, in
     learnable: parameter name -> wrong starting value, used by the "learn" variant.
     estimator: the default KL estimator ("mixture" or "sequential"; variants override it).
     model, train: overrides of config.model and config.train defaults.
+    video: overrides of the video variant's config.data and config.model.prior_time_step.
   """
   variants = set(filter(None, arg.split(",")))
   unknown = variants - set(VARIANTS)
@@ -66,6 +67,7 @@ def physics_config(arg: str, *, system: str, data_options: dict, prior: dict, in
           encoder_features=(16, 32, 32), decoder_features=(32, 32, 16), hidden=64,
           likelihood="bernoulli", pixel_std=0.1, context_frames=context_frames,
           prior_time_step=0.0,  # seconds per prior step (0 = every frame; see physics_vae)
+          calibrate_scale=False,  # evaluation: the latent's scale fitted to the prior's physics
           interventions=interventions),
       train={**dict(batch_size=8, num_steps=2000, learning_rate=1e-3, log_every=50,
                     eval_every=500, checkpoint_every=500), **(train or {})})
@@ -73,8 +75,11 @@ def physics_config(arg: str, *, system: str, data_options: dict, prior: dict, in
   if "realistic" in variants:
     config.data.options.update(physics.REALISTIC_OPTIONS)
   if "video" in variants:
-    config.data = video_data_config(system)
-    config.model.prior_time_step = VIDEO_PRIOR_TIME_STEP
+    video = dict(video or {})
+    config.model.prior_time_step = video.pop("prior_time_step", VIDEO_PRIOR_TIME_STEP)
+    config.data = {**video_data_config(system), **video}
+    config.model.calibrate_scale = True
+    config.model.prior.learn_noise_scale = True  # the noise then fits the encoder's precision
   elif "tfds" in variants:  # a dataset built by python -m data.build, read from disk
     config.data = dict(name="tfds", dataset=f"physics_{system}/32_t20", data_dir="")
   if "learn" in variants:

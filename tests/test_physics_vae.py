@@ -100,3 +100,30 @@ def test_prior_stride_is_the_kl_of_interleaved_chains_at_k_dt():
           keys[2 * clip + start], estimator="sequential")))
   _, metrics = strided.loss(params, batch, rng)
   np.testing.assert_allclose(metrics["kl_physical"], expected / mean.shape[0], rtol=1e-4)
+
+
+def test_physical_scale_recovers_the_scale_and_sign_the_physics_pins():
+  """Latents that are a rescaled (and for gravity, sign-flipped) truth plus encoder noise: the
+  profile over a recovers the factor for the pendulum (up to sign) and the falling object, and
+  is flat (1 returned) for the linear spring."""
+  from data import physics
+  from nlvae.models import physics_eval
+  rng = np.random.default_rng(0)
+  dt = 0.05
+  cases = [("pendulum", priors.pendulum(g=9.81, length=0.8, dt=4 * dt), 3.0,
+            dict(length_range=(0.8, 0.8), amplitude_range=(0.3, 1.5))),
+           ("falling", priors.falling(g=9.81, dt=4 * dt), -2.0,
+            dict(horizontal_position_range=(0.0, 0.0), horizontal_velocity_range=(0.0, 0.0))),
+           ("spring", priors.spring(omega=6.0, dt=4 * dt), 2.0, dict(omega_range=(6.0, 6.0)))]
+  for system, prior, factor, options in cases:
+    clips = physics.generate(system, 64, 0, num_frames=20, image_size=8, fps=1 / dt, **options)
+    latents = (clips.latent / factor + 0.01 * rng.standard_normal(clips.latent.shape))[..., None]
+    scale, _, _ = physics_eval.physical_scale(prior, latents.astype(np.float32), stride=4)
+    if system == "spring":
+      assert scale == 1.0
+    elif system == "pendulum":
+      assert abs(abs(scale) - 3.0) < 0.15
+    else:
+      assert abs(scale - factor) < 0.1
+  assert physics_eval.calibration_stride(0.05, 20, 2) == 4
+  assert physics_eval.calibration_stride(1 / 30, 12, 2) == 3  # two transitions per chain

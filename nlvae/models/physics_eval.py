@@ -113,7 +113,7 @@ def _prior_intervention(model, prior: priors.ANMPrior, spec: dict) -> tuple[prio
 
 
 def _rollout_frames(model, params, prior, histories: np.ndarray, num_frames: int,
-                    brightness_map=None):
+                    brightness_map=None, latent_scale: float = 1.0):
   """Noise-free prior rollouts from histories [N, P, Dp], decoded: (latents [N,T,Dp], frames).
 
   brightness_map: pulsar only, (scale [N], offset [N]) from the prior's brightness to the
@@ -121,7 +121,7 @@ def _rollout_frames(model, params, prior, histories: np.ndarray, num_frames: int
   """
   steps = num_frames - prior.order
   latents = jax.vmap(lambda h: priors.rollout(prior, h, steps).mean)(jnp.asarray(histories))
-  decoded = latents
+  decoded = latents / latent_scale  # physical units -> the decoder's latent units
   if brightness_map is not None:
     scale, offset = (jnp.asarray(x)[:, None] for x in brightness_map)
     decoded = latents.at[..., 2].set(scale * latents[..., 2] + offset)
@@ -129,6 +129,58 @@ def _rollout_frames(model, params, prior, histories: np.ndarray, num_frames: int
   frames = evaluation.mean_image(model, model.decode(params, jnp.concatenate([decoded, free],
                                                                              axis=-1)))
   return np.asarray(latents), np.clip(np.asarray(frames), 0.0, 1.0)
+
+
+def physical_scale(prior: priors.ANMPrior, latents: np.ndarray, stride: int = 1,
+                   num_scales: int = 241) -> tuple[float, np.ndarray, np.ndarray]:
+  """The latent's scale (and sign) that the prior's physics pins: argmin over a of the mean
+  squared one-step residual in physical units, || a z_t - f(a z_{t-P..t-1}) ||^2 / a^2.
+
+  The ELBO leaves the scale nearly free when the encoder is imprecise: rescaling the latent by a,
+  the posterior's entropy and the noise term move together, and only the physics' nonlinearity
+  (pendulum) or constant forcing (gravity) depends on a, by a small amount per frame. Pooled over
+  many clips, this profile (the noise variance maximised out, with the Jacobian of the rescaling)
+  pins it. A linear, unforced prior (spring) leaves it flat: then 1 is returned.
+
+  Args:
+    prior: the KL's prior (with learned parameters), stepping `stride` frames.
+    latents: physical latents [N, T, Dp] of training clips.
+    stride: frames per prior step (interleaved chains, as in the loss).
+    num_scales: grid points of |a| in [0.05, 20], both signs.
+  Returns:
+    (a, the grid of a [2 * num_scales], the profile cost at each).
+  """
+  chains = np.asarray(latents)
+  if stride > 1:
+    length = chains.shape[1] // stride
+    chains = chains[:, :length * stride].reshape(len(chains), length, stride, -1)
+    chains = np.moveaxis(chains, 2, 1).reshape(-1, length, chains.shape[-1])
+  magnitudes = np.exp(np.linspace(np.log(0.05), np.log(20.0), num_scales))
+  scales = np.concatenate([-magnitudes[::-1], magnitudes]).astype(np.float32)
+
+  @jax.jit
+  def cost(a):
+    z = a * jnp.asarray(chains)
+    windows = jax.vmap(lambda x: priors.history_windows(x, prior.order))(z)
+    residual = z[:, prior.order:] - prior.predict(windows)
+    return jnp.mean(residual**2) / a**2
+
+  costs = np.array([float(cost(a)) for a in scales])
+  if costs.max() - costs.min() <= 1e-3 * costs.min():  # flat: the prior does not fix the scale
+    return 1.0, scales, costs
+  return float(scales[np.argmin(costs)]), scales, costs
+
+
+CALIBRATION_TIME_STEP = 0.2  # seconds per prior step of the scale's profile
+
+
+def calibration_stride(dt: float, num_frames: int, order: int) -> int:
+  """Frames per prior step of the scale's profile: about CALIBRATION_TIME_STEP (the nonlinear or
+  forced part of a step grows as its duration squared), keeping two transitions per chain."""
+  stride = max(1, int(round(CALIBRATION_TIME_STEP / dt)))
+  while stride > 1 and num_frames // stride < order + 2:
+    stride -= 1
+  return stride
 
 
 def check_interventions(prior: priors.ANMPrior, interventions) -> None:
@@ -167,6 +219,15 @@ def evaluate(model, params, data, workdir, rng, num_counterfactual_clips: int = 
   physical = means[..., :model.num_physical]
   prior = model.current_prior(params)
   results, brightness_map, (slope, intercept) = {}, None, (1.0, 0.0)
+  scale = 1.0  # physical units per latent unit
+  if model.config.calibrate_scale and system != "pulsar":
+    train_means, _ = _encode_all(model, params, data["train"]["frames"][:512])
+    stride = calibration_stride(float(info["dt"]), train_means.shape[1], prior.order)
+    scale, _, _ = physical_scale(
+        model.build_prior(float(info["dt"]) * stride, params), train_means[..., :model.num_physical],
+        stride)
+    physical = physical * scale
+    results["latent/physical_scale"] = scale
   if system == "pulsar":  # the phase through the prior; the encoder's own u is scored as well
     encoder_physical = physical
     physical, brightness_map = pulsar_inferred_latents(prior, physical)
@@ -197,7 +258,7 @@ def evaluate(model, params, data, workdir, rng, num_counterfactual_clips: int = 
   if brightness_map is not None:
     brightness_map = tuple(x[:n] for x in brightness_map)
   base_latents, base_frames = _rollout_frames(model, params, prior, histories, num_frames,
-                                              brightness_map)
+                                              brightness_map, scale)
   subset = _clip_subset(clips, n) if clips is not None else None
 
   def latent_rmse(latents, target):  # true units; the pulsar's phase error wrapped to [-pi, pi)
@@ -211,9 +272,9 @@ def evaluate(model, params, data, workdir, rng, num_counterfactual_clips: int = 
   originals = test["frames"][:n]
   for name, spec in model.config.interventions.items():
     spec = dict(spec)
-    cf_prior, scale = _prior_intervention(model, prior, spec)
-    cf_latents, cf_frames = _rollout_frames(model, params, cf_prior, histories * scale, num_frames,
-                                            brightness_map)
+    cf_prior, amplitude = _prior_intervention(model, prior, spec)
+    cf_latents, cf_frames = _rollout_frames(model, params, cf_prior, histories * amplitude,
+                                            num_frames, brightness_map, scale)
     key = f"intervention/{name}"
     panels = [originals, video.to_uint8(cf_frames)]
     labels = ["original", f"model: {name}"]
@@ -234,7 +295,7 @@ def evaluate(model, params, data, workdir, rng, num_counterfactual_clips: int = 
     evaluation.write_video(workdir / "videos" / f"{name}.gif", np.concatenate(rows, axis=1),
                            fps=min(25.0, 1.0 / float(info["dt"])))
     if first_cf is None:
-      first_cf = (name, cf_prior, histories * scale)
+      first_cf = (name, cf_prior, histories * amplitude)
 
   _plot_latent_space(workdir / "figures" / "latent_space.png", model, prior, physical, histories,
                      first_cf, num_frames, float(info["dt"]))

@@ -142,6 +142,10 @@ class PhysicsVAE:
   def likelihood(self) -> str:
     return self.config.likelihood
 
+  def build_prior(self, dt: float, params) -> priors.ANMPrior:
+    """The prior at another time step dt, with the learned parameters of `params`."""
+    return self.current_prior(params, build_prior(self.config, dt))
+
   def current_prior(self, params, prior: priors.ANMPrior | None = None) -> priors.ANMPrior:
     """The prior (default: per frame) with the learned physical parameters (and learned process
     noise, if any)."""
