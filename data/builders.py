@@ -358,8 +358,9 @@ class RealVideos(tfds.core.GeneratorBasedBuilder):
         dl_manager.manual_dir, num_frames=config.num_frames, stride=config.stride,
         image_size=config.image_size, channels=config.channels, crop_box=config.crop_box,
         log=logging.warning)
-    self.info.metadata.update(_jsonable({"skipped": result.skipped,
-                                         "source_lengths": result.source_lengths}))
+    self.info.metadata.update(_jsonable({
+        "skipped": result.skipped, "source_lengths": result.source_lengths,
+        "manual_fingerprint": getattr(self, "manual_fingerprint", None)}))
     splits = time_splits(result, config.num_frames, config.test_fraction)
     if not len(splits["train"]):
       raise ValueError(f"No training clips from {dl_manager.manual_dir}: {result.summary()} "
@@ -422,20 +423,67 @@ def get_builder(name: str, config: str | tfds.core.BuilderConfig | None = None,
              file_format="array_record")
 
 
+def _remove_incomplete(builder: tfds.core.DatasetBuilder) -> None:
+  """Deletes TFDS' temporary `incomplete.*` folders of this dataset (a build that was killed)."""
+  import shutil
+  config_dir = pathlib.Path(str(builder.data_dir)).parent
+  if config_dir.is_dir():
+    for leftover in config_dir.glob("incomplete.*"):
+      shutil.rmtree(leftover, ignore_errors=True)
+
+
+def manual_fingerprint(manual_dir) -> str:
+  """A hash of the videos in a manual folder: names, sizes and modification times."""
+  import hashlib
+  entries = []
+  for path in video.list_videos(manual_dir):
+    members = sorted(path.iterdir()) if path.is_dir() else [path]
+    entries += [(str(m.relative_to(manual_dir)), m.stat().st_size, m.stat().st_mtime_ns)
+                for m in members]
+  return hashlib.sha256(json.dumps(entries).encode()).hexdigest()[:16]
+
+
 def build(name: str, config: str | tfds.core.BuilderConfig | None = None, data_dir=None, *,
           manual_dir=None) -> tfds.core.DatasetBuilder:
   """Builds (if not built yet) dataset `name` under data_dir and returns its builder.
 
   manual_dir: folder of user videos, for real_videos only (default <data_dir>/downloads/manual).
+  A real_videos dataset records which files it was built from; asking for the same dataset from
+  other files is refused with one line. A build that is interrupted (or was killed earlier) leaves
+  no `incomplete.*` folder behind.
   """
   builder = get_builder(name, config, data_dir)
   download_config = None
-  if manual_dir is not None:
-    manual_dir = pathlib.Path(manual_dir)
+  fingerprint = None
+  if isinstance(builder, RealVideos):
+    manual_dir = pathlib.Path(manual_dir or pathlib.Path(str(builder.data_dir_root)) /
+                              "downloads" / "manual")
     if not manual_dir.is_dir():
-      raise FileNotFoundError(f"Manual folder {manual_dir} does not exist; put the videos there.")
+      raise FileNotFoundError(f"Manual folder {manual_dir} does not exist; put the videos there "
+                              "and pass --manual_dir=FOLDER.")
+    if not video.list_videos(manual_dir):
+      raise ValueError(f"Manual folder {manual_dir} holds no videos (expected "
+                       f"{', '.join(video.VIDEO_SUFFIXES)} files or folders of frames).")
+    fingerprint = manual_fingerprint(manual_dir)
+    built = pathlib.Path(str(builder.data_dir)) / "dataset_info.json"
+    if built.exists():
+      recorded = dict(builder.info.metadata or {}).get("manual_fingerprint")
+      if recorded != fingerprint:
+        raise ValueError(
+            f"{builder.name}/{builder.builder_config.name} in {builder.data_dir} was built from "
+            f"other files than {manual_dir}; pass another --config name (e.g. "
+            f"{builder.builder_config.name}_test15) or another --data_dir, or delete that folder.")
+      return builder
     download_config = tfds.download.DownloadConfig(manual_dir=str(manual_dir))
-  builder.download_and_prepare(download_config=download_config)
+    builder.manual_fingerprint = fingerprint
+  elif manual_dir is not None:
+    raise ValueError(f"--manual_dir is for real_videos only, not {builder.name}.")
+  _remove_incomplete(builder)
+  try:
+    builder.download_and_prepare(download_config=download_config)
+  except BaseException:
+    _remove_incomplete(builder)
+    raise
   return builder
 
 

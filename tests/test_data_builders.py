@@ -170,6 +170,25 @@ def test_real_videos_round_trip_and_time_split(tmp_path, video_folder):
   assert len(skipped) == 1 and "bad.mp4" in skipped[0][0]
 
 
+def test_real_videos_builds_are_keyed_by_their_files_and_clean_up(tmp_path, video_folder):
+  name, data_dir = "8_t4_grey_stride2_test25", tmp_path / "tfds"
+  leftover = data_dir / "real_videos" / name / "incomplete.ABC_1.0.0"
+  leftover.mkdir(parents=True)
+  builders.build("real_videos", name, data_dir=data_dir, manual_dir=video_folder)
+  assert not leftover.exists()  # a killed build's temporary folder is removed
+  builders.build("real_videos", name, data_dir=data_dir, manual_dir=video_folder)  # same files
+  other = tmp_path / "other"
+  other.mkdir()
+  video.write_video(other / "three.gif", np.zeros((24, 16, 16, 1), np.uint8))
+  with pytest.raises(ValueError, match="was built from other files"):
+    builders.build("real_videos", name, data_dir=data_dir, manual_dir=other)
+  (tmp_path / "empty").mkdir()
+  with pytest.raises(ValueError, match="holds no videos"):
+    builders.build("real_videos", "8_t4_grey", data_dir=data_dir, manual_dir=tmp_path / "empty")
+  with pytest.raises(FileNotFoundError, match="does not exist"):
+    builders.build("real_videos", "8_t4_grey", data_dir=data_dir, manual_dir=tmp_path / "none")
+
+
 def test_load_errors(tmp_path):
   with pytest.raises(FileNotFoundError, match="python -m data.build --dataset=physics_spring"):
     builders.load("physics_spring", "train", tmp_path)
