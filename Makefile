@@ -9,7 +9,7 @@ WORKDIR ?= runs/$(basename $(notdir $(CONFIG)))
 # Tests run on two pytest workers (JAX compilation is mostly single-threaded).
 TEST_WORKERS ?= 2
 
-.PHONY: install run test bench api-docs lock clean
+.PHONY: install run test bench bench-gpu api-docs lock clean
 
 install: $(STAMP)
 
@@ -35,6 +35,10 @@ api-docs: install
 
 bench: install
 	$(PY) -m experiments.benchmark
+
+# On a lent GPU machine (<= 10 min): CUDA wheels, benchmarks, 300 steps of spring:full, one JSON.
+bench-gpu: install
+	$(PY) -m experiments.bench_gpu --install --json=bench_gpu.json
 
 lock: install
 	(echo "# Exact versions of every package, resolved on Python 3.11 (they also install on 3.12)."; echo "# Regenerate with: make lock"; $(VENV)/bin/pip freeze --exclude-editable) > requirements.lock
