@@ -36,7 +36,7 @@ from nlvae import train
 from nlvae.metric_writer import read_metrics, write_atomically
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-REFERENCE_STEPS = 600   # tiny steps take milliseconds; room for the interrupted runs to overshoot
+REFERENCE_STEPS = 300   # tiny steps take milliseconds; room for the interrupted runs to overshoot
 CLI_CONFIG = ["--config=experiments/spring.py:tiny", "--config.train.num_steps=4000",
               "--config.train.log_every=1", "--config.train.checkpoint_every=4",
               "--config.train.eval_every=1000"]
