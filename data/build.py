@@ -12,13 +12,12 @@ The preview shows the first --preview_count examples of the train split side by 
 
 from __future__ import annotations
 
-import sys
 
-from absl import app, flags
+from absl import flags
 import numpy as np
 import tensorflow_datasets as tfds
 
-from data import builders, video
+from data import builders, cli, video
 
 # A private flag registry: importing this module (e.g. from tests) defines no global
 # flags, so it never clashes with experiments.run's --config.
@@ -75,21 +74,5 @@ def main(argv):
           f"{_PREVIEW.value}")
 
 
-def _parse_flags(argv):
-  """This module's flags from the private registry, absl's own (--help ...) from the global one."""
-  try:
-    return flags.FLAGS(_FLAGS(argv, known_only=True))
-  except flags.Error as error:
-    sys.exit(f"error: {error}")
-
-
-def _main_or_exit(argv):
-  try:
-    main(argv)
-  except (ValueError, FileNotFoundError) as error:
-    sys.exit(f"error: {error}")
-
-
 if __name__ == "__main__":
-  flags.mark_flag_as_required("dataset", flag_values=_FLAGS)
-  app.run(_main_or_exit, flags_parser=_parse_flags)
+  cli.run(main, _FLAGS, required=("dataset",))

@@ -16,12 +16,11 @@ from __future__ import annotations
 import ast
 import json
 import pathlib
-import sys
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
-from data import physics, video
+from data import cli, physics, video
 
 _FLAGS = flags.FlagValues()
 _SYSTEM = flags.DEFINE_enum("system", None, physics.SYSTEMS, "Physical system.", flag_values=_FLAGS)
@@ -91,20 +90,5 @@ def main(argv):
   print(f"Wrote {len(paths)} videos with truth files to {_OUT.value}.")
 
 
-def _parse_flags(argv):
-  try:
-    return flags.FLAGS(_FLAGS(argv, known_only=True))
-  except flags.Error as error:
-    sys.exit(f"error: {error}")
-
-
-def _main_or_exit(argv):
-  try:
-    main(argv)
-  except (ValueError, FileNotFoundError) as error:
-    sys.exit(f"error: {error}")
-
-
 if __name__ == "__main__":
-  flags.mark_flags_as_required(["system", "out"], flag_values=_FLAGS)
-  app.run(_main_or_exit, flags_parser=_parse_flags)
+  cli.run(main, _FLAGS, required=("system", "out"))
