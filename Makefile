@@ -5,7 +5,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONFIG ?= experiments/spring.py
-WORKDIR ?= runs/$(basename $(notdir $(CONFIG)))
+# Empty: experiments.run names the workdir after the config, its variants and overrides.
+WORKDIR ?=
 # Tests run on two pytest workers (JAX compilation is mostly single-threaded).
 TEST_WORKERS ?= 2
 
@@ -21,7 +22,7 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $(STAMP)
 
 run: install
-	$(PY) -m experiments.run --config=$(CONFIG) --workdir=$(WORKDIR)
+	$(PY) -m experiments.run --config=$(CONFIG) $(if $(WORKDIR),--workdir=$(WORKDIR))
 
 test: install api-docs
 	$(PY) -m pytest -q -n $(TEST_WORKERS) tests

@@ -74,7 +74,7 @@ HARMLESS_KEYS = ("train.progress_bar", "train.log_every", "train.eval_every",
                  "train.checkpoint_every", "train.keep_checkpoints", "train.restart",
                  "train.prefetch", "model.interventions", "model.eval_scale", "model.eval_metrics",
                  "model.observations_per_call", "model.traversal_limit", "model.traversal_steps",
-                 "model.traversal_examples")
+                 "model.traversal_examples", "model.calibrate_scale")
 POSITIVE_INTEGER_KEYS = ("num_steps", "batch_size", "log_every", "eval_every", "checkpoint_every",
                          "keep_checkpoints", "steps_per_dispatch", "prefetch")
 RESTART_HINT = "use another --workdir, or --config.train.restart=true to start over in it"
