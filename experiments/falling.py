@@ -24,8 +24,8 @@ def get_config(arg: str = ""):
                  learn_noise_scale=True),
       interventions=dict(add_drag=dict(drag=0.3), lower_gravity=dict(g=4.0)),
       learnable=dict(g=6.0), estimator="sequential",
-      # A fall lasts about a second: short clips, cut at every frame, and 0.1 s prior steps.
-      video=dict(num_frames=12, stride=1, prior_time_step=0.1),
+      # A fall lasts about a second: clips cut at every frame, and 0.1 s prior steps.
+      video=dict(stride=1, prior_time_step=0.1),
       # Keypoint encoder; a precise starting posterior (std 0.02) so that the sequential KL of an
       # initially random code does not drive it to collapse.
       model=dict(encoder="keypoints", encoder_features=(16, 32), posterior_log_var_shift=-8.0))
