@@ -7,7 +7,7 @@ For each system and nuisance setting it renders a folder of videos as a camera w
 (data.make_videos: mp4 files with truth files; `all` = data.physics.REALISTIC_OPTIONS, `none` =
 clean renders, any other name = that one option of REALISTIC_OPTIONS alone), trains
 `experiments/<system>.py:video` on it once per seed (a separate process, as a user runs it), and
-writes `results.md` and `results.json` in --out: |r|, R^2, slope, the pendulum's angle error,
+writes `results_<systems>.md` and `.json` in --out: |r|, R^2, slope, the pendulum's angle error,
 every intervention's latent change and the wall time of each run. --render_seed picks the
 rendered videos: keep the videos you tune on (seed 0) apart from those you report on.
 """
@@ -29,6 +29,7 @@ _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Training seeds.")
 _OUT = flags.DEFINE_string("out", "runs/robustness", "Output folder.")
 _RENDER_SEED = flags.DEFINE_integer("render_seed", 100, "Seed of the rendered videos.")
 _OVERRIDES = flags.DEFINE_multi_string("override", [], "Extra --config.* overrides of every run.")
+_VARIANT = flags.DEFINE_string("variant", "", "Extra config variants after video, e.g. learn.")
 
 # Videos of each system: one physical system per folder, as in one user's recordings.
 VIDEOS = {
@@ -39,7 +40,8 @@ VIDEOS = {
     "falling": dict(num_videos=64, num_frames=24, horizontal_position_range=(0.0, 0.0),
                     horizontal_velocity_range=(0.0, 0.0)),
 }
-KEYS = ("latent/abs_pearson_r", "latent/r2", "latent/slope", "latent/angle_error_rad")
+KEYS = ("latent/abs_pearson_r", "latent/r2", "latent/slope", "latent/angle_error_rad",
+        "params/length")
 
 
 def nuisance_options(name: str) -> dict:
@@ -62,9 +64,10 @@ def render(system: str, nuisance: str, out: pathlib.Path, seed: int) -> pathlib.
 
 
 def train(system: str, folder: pathlib.Path, workdir: pathlib.Path, seed: int,
-          overrides: list[str]) -> tuple[dict, float]:
+          overrides: list[str], variant: str = "") -> tuple[dict, float]:
   """One user-video run in its own process: (eval.json, wall seconds)."""
-  command = [sys.executable, "-m", "experiments.run", f"--config=experiments/{system}.py:video",
+  variants = ",".join(filter(None, ["video", variant]))
+  command = [sys.executable, "-m", "experiments.run", f"--config=experiments/{system}.py:{variants}",
              f"--config.data.video_dir={folder}", f"--config.seed={seed}",
              f"--workdir={workdir}", "--config.train.progress_bar=false", *overrides]
   start = time.perf_counter()
@@ -78,7 +81,8 @@ def train(system: str, folder: pathlib.Path, workdir: pathlib.Path, seed: int,
 
 def table(rows: list[dict]) -> str:
   lines = ["| system | nuisances | seed | abs r | R^2 | slope | angle error (rad) | "
-           "interventions: latent change | wall s |", "|---|---|---|---|---|---|---|---|---|"]
+           "learned length (m) | interventions: latent change | wall s |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
   for row in rows:
     r = row["eval"]
     changes = ", ".join(f"{k.split('/')[1]} {v:.3f}" for k, v in sorted(r.items())
@@ -98,12 +102,15 @@ def main(argv):
     for nuisance in _NUISANCES.value:
       folder = render(system, nuisance, out, _RENDER_SEED.value)
       for seed in map(int, _SEEDS.value):
-        workdir = out / "runs" / f"{system}_{nuisance}_s{seed}"
-        results, wall = train(system, folder, workdir, seed, _OVERRIDES.value)
-        rows.append(dict(system=system, nuisance=nuisance, seed=seed, eval=results, wall=wall))
+        tag = f"_{_VARIANT.value}" if _VARIANT.value else ""
+        workdir = out / "runs" / f"{system}{tag}_{nuisance}_s{seed}"
+        results, wall = train(system, folder, workdir, seed, _OVERRIDES.value, _VARIANT.value)
+        rows.append(dict(system=system + tag.replace("_", ":"), nuisance=nuisance, seed=seed,
+                         eval=results, wall=wall))
         print(table(rows[-1:]).splitlines()[-1], flush=True)
-        (out / "results.json").write_text(json.dumps(rows, indent=1) + "\n")
-        (out / "results.md").write_text(table(rows))
+        name = f"results_{'_'.join(_SYSTEMS.value)}{tag}"
+        (out / f"{name}.json").write_text(json.dumps(rows, indent=1) + "\n")
+        (out / f"{name}.md").write_text(table(rows))
 
 
 if __name__ == "__main__":
