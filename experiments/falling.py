@@ -20,7 +20,7 @@ def get_config(arg: str = ""):
                         horizontal_velocity_range=(0.0, 0.0)),
       # The process noise is learned (from 0.02 m): the exact sequential ELBO term then fits it
       # to the residual the encoder achieves, instead of a guess that may be below its precision.
-      prior=dict(name="falling", params=dict(g=G, drag=0.0, latent_dim=1), noise_scale=0.02,
+      prior=dict(name="falling", params=dict(g=G, drag=0.0), noise_scale=0.02,
                  learn_noise_scale=True),
       interventions=dict(add_drag=dict(drag=0.3), lower_gravity=dict(g=4.0)),
       learnable=dict(g=6.0), estimator="sequential",

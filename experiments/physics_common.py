@@ -26,7 +26,7 @@ VARIANTS = ("quick", "full", "tiny", "learn", "sequential", "mixture", "video", 
 
 
 def physics_config(arg: str, *, system: str, data_options: dict, prior: dict, interventions: dict,
-                   learnable: dict, video: dict | None = None, free_latents: int = 0, context_frames: int = 1,
+                   learnable: dict, video: dict | None = None, context_frames: int = 1,
                    num_components: int = 1, estimator: str = "mixture",
                    model: dict | None = None, train: dict | None = None):
   """Builds the ConfigDict of one physics experiment.
@@ -59,7 +59,7 @@ def physics_config(arg: str, *, system: str, data_options: dict, prior: dict, in
       model=dict(
           name="physics_vae",
           prior={**dict(init_scale=1.0, learnable=[], learn_noise_scale=False), **prior},
-          free_latents=free_latents, beta=1.0,
+          beta=1.0,
           posterior_log_var_shift=0.0,
           estimator=estimator,
           num_components=num_components, num_samples=1,

@@ -96,8 +96,7 @@ class TrainingInterrupted(Exception):
     self.exit_code = 128 + signum
 
 
-class TrainState(train_state.TrainState):
-  pass
+TrainState = train_state.TrainState  # params, optimizer state and step of the one loop
 
 
 # ----------------------------------------------------------------------------------------------

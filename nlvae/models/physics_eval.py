@@ -125,9 +125,7 @@ def _rollout_frames(model, params, prior, histories: np.ndarray, num_frames: int
   if brightness_map is not None:
     scale, offset = (jnp.asarray(x)[:, None] for x in brightness_map)
     decoded = latents.at[..., 2].set(scale * latents[..., 2] + offset)
-  free = jnp.zeros(latents.shape[:2] + (model.latent_dim - model.num_physical,))
-  frames = evaluation.mean_image(model, model.decode(params, jnp.concatenate([decoded, free],
-                                                                             axis=-1)))
+  frames = evaluation.mean_image(model, model.decode(params, decoded))
   return np.asarray(latents), np.clip(np.asarray(frames), 0.0, 1.0)
 
 

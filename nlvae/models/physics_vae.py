@@ -2,10 +2,10 @@
 
 Per frame: q(z_t | x_t) = N(mu_t, diag sigma_t^2) from a conv encoder, p(x_t | z_t) Bernoulli (or
 Gaussian) from a conv decoder. The first D_phys latents follow an ANM prior (nlvae.priors) whose
-physical parameters are fixed or learned; optional free latents follow N(0, I). Loss, per clip and
+physical parameters are fixed or learned. Loss, per clip and
 averaged over the batch:
 
-  sum_t E_q[-log p(x_t | z_t)] + beta * (sum_t KL_t(physical) + sum_t KL(q_t(free) || N(0, I)))
+  sum_t E_q[-log p(x_t | z_t)] + beta * sum_t KL_t
 
 with KL_t from priors.sequence_kl (the seed's linearised mixture estimator, or the exact
 sequential one). Model config fields: see experiments/spring.py.
@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from nlvae import kl, networks, priors
+from nlvae import networks, priors
 from nlvae.models import physics_eval
 
 
@@ -84,7 +84,7 @@ class PhysicsVAE:
                      else self.prior)
     physics_eval.check_interventions(self.prior, model_config.interventions)  # before training
     self.num_physical = self.prior.latent_dim
-    self.latent_dim = self.num_physical + model_config.free_latents
+    self.latent_dim = self.num_physical
     if model_config.context_frames % 2 != 1:
       raise ValueError(f"model.context_frames must be odd, got {model_config.context_frames}")
     if model_config.likelihood not in ("bernoulli", "gaussian"):
@@ -179,9 +179,7 @@ class PhysicsVAE:
                                for x in (mean, var))  # [B * k, T / k, Dp]
     keys = jax.random.split(key_kl, chains_mean.shape[0])
     kl_physical = jnp.sum(clip_kl(chains_mean, chains_var, keys)) / mean.shape[0]
-    kl_free = jnp.mean(jnp.sum(kl.diag_gaussian_kl(mean[..., dp:], var[..., dp:], 0.0, 1.0),
-                               axis=1))
-    total_kl = kl_physical + kl_free
+    total_kl = kl_physical
     loss = recon + self.config.beta * total_kl
     metrics = dict(loss=loss, recon=recon, kl=total_kl, kl_physical=kl_physical)
     metrics.update({f"prior/{k}": v for k, v in params["prior"].items()})
