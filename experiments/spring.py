@@ -17,4 +17,7 @@ def get_config(arg: str = ""):
       prior=dict(name="spring", params=dict(omega=OMEGA, damping=0.0), noise_scale=0.02),
       interventions=dict(double_amplitude=dict(amplitude_scale=2.0),
                          add_damping=dict(damping=1.5)),
-      learnable=dict(omega=4.5))
+      learnable=dict(omega=4.5),
+      # The spring is linear: its scale is free and long prior steps only add the finite-difference
+      # step's frequency error (7% at 0.2 s); 0.1 s steps.
+      video=dict(prior_time_step=0.1))
