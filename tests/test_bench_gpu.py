@@ -1,7 +1,7 @@
 """experiments/bench_gpu.py --dry_run: the GPU script runs end to end on the CPU at tiny sizes.
 
-Three tests, so that pytest's workers run them side by side: the benchmarks, the loop-efficiency
-phase (when experiments/bench_loop.py exists) and training.
+One dry run of every phase (one process: the suite's time matters more than parallel phases),
+checked phase by phase.
 """
 import importlib.util
 import json
@@ -33,14 +33,18 @@ def test_install_commands_pin_the_cuda_wheels():
                       "python -m pip install -q torch==2.13.0"]
 
 
-def test_dry_run_benchmarks(tmp_path):
-  results = _dry_run(tmp_path, skip="train,loop")
+@pytest.fixture(scope="module")
+def dry_run(tmp_path_factory):
+  return _dry_run(tmp_path_factory.mktemp("bench_gpu"), skip="")
+
+
+def test_dry_run_benchmarks(dry_run):
+  results = dry_run
   assert results["install"] == {"commands": [" ".join(c) for c in bench_gpu.install_commands()],
                                 "ran": False}
   assert results["environment"]["backend"] == "cpu"
   assert results["environment"]["jax"] == "0.9.2"
-  assert "train" not in results
-  assert set(results["phase_s"]) == {"environment", "networks", "pytorch"}
+  assert set(results["phase_s"]) >= {"environment", "networks", "pytorch", "loop", "train"}
   network_rows = results["networks"]["batch_2"]["models"]
   assert set(network_rows) == {"slowvae", "physics_tiny"}
   for row in network_rows.values():
@@ -60,10 +64,8 @@ def test_dry_run_benchmarks(tmp_path):
   assert torch_row["info"]["device"] == "cpu" and torch_row["info"]["threads"] == 2
 
 
-@pytest.mark.skipif(importlib.util.find_spec("experiments.bench_loop") is None,
-                    reason="experiments/bench_loop.py does not exist")
-def test_dry_run_loop_efficiency(tmp_path):
-  results = _dry_run(tmp_path, skip="install,environment,networks,pytorch,train")
+def test_dry_run_loop_efficiency(dry_run):
+  results = dry_run
   loop = results["loop"]
   if "skipped" in loop:  # its --help has no --dry_run
     assert "no --dry_run" in loop["skipped"]
@@ -75,8 +77,8 @@ def test_dry_run_loop_efficiency(tmp_path):
   assert isinstance(loop["default"]["results"], dict) and loop["default"]["results"]
 
 
-def test_dry_run_training(tmp_path):
-  results = _dry_run(tmp_path, skip="install,environment,networks,pytorch,loop")
+def test_dry_run_training(dry_run):
+  results = dry_run
   train = results["train"]
   assert train["command"] == ("python -m experiments.run --config=experiments/spring.py:tiny "
                               "--config.train.num_steps=2")
