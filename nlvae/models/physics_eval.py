@@ -278,7 +278,6 @@ def evaluate(model, params, data, workdir, rng, num_counterfactual_clips: int = 
     scale, _, _ = physical_scale(step_prior, train_means[..., :model.num_physical], stride,
                                  predict=shooting_predictor(step_prior, float(info["dt"]) * stride))
     physical = physical * scale
-    results["latent/physical_scale"] = scale
   if system == "pulsar":  # the phase through the prior; the encoder's own u is scored as well
     encoder_physical = physical
     physical, brightness_map = pulsar_inferred_latents(prior, physical)
@@ -291,6 +290,8 @@ def evaluate(model, params, data, workdir, rng, num_counterfactual_clips: int = 
     results["latent/brightness_abs_pearson_r"] = abs(float(np.corrcoef(
         physical[..., 2].ravel(), clips.states["brightness"].ravel())[0, 1]))
 
+  if model.config.calibrate_scale and system != "pulsar":
+    results["latent/physical_scale"] = scale
   for name, value in params["prior"].items():
     results[f"params/{name}"] = float(value)
     if clips is not None and name in clips.params:
