@@ -657,6 +657,18 @@ def _first_non_finite(window: list[tuple[int, int, dict]]) -> tuple[int, float] 
   return None
 
 
+@contextlib.contextmanager
+def _opened(config, workdir: pathlib.Path, mode: str):
+  """The workdir locked, signals caught and the run set up: yields (run, stop); releases the
+  lock and closes the checkpoint manager however the block ends."""
+  lock = WorkdirLock(workdir)
+  with SignalStop() as stop, contextlib.ExitStack() as cleanup:
+    cleanup.callback(lock.release)
+    run = _set_up(config, workdir, mode, lock)
+    cleanup.callback(run.manager.close)
+    yield run, stop
+
+
 def train_and_evaluate(config, workdir, *, stop_after: int | None = None) -> dict:
   """Trains config.model on config.data, checkpointing in workdir; returns the final evaluation.
 
@@ -675,11 +687,7 @@ def train_and_evaluate(config, workdir, *, stop_after: int | None = None) -> dic
     TrainingInterrupted: SIGINT / SIGTERM; a checkpoint of the last finished step is saved.
   """
   workdir = pathlib.Path(workdir)
-  lock = WorkdirLock(workdir)
-  with SignalStop() as stop, contextlib.ExitStack() as cleanup:
-    cleanup.callback(lock.release)
-    run = _set_up(config, workdir, "train", lock)
-    cleanup.callback(run.manager.close)
+  with _opened(config, workdir, "train") as (run, stop):
     num_steps = config.train.num_steps
     end_step = num_steps if stop_after is None else min(num_steps, run.start_step + stop_after)
     state = _train(config, run, stop, end_step)
@@ -697,11 +705,7 @@ def evaluate(config, workdir) -> dict:
   config that differs from config.json in keys that change training is a one-line warning, and
   config.json is left as it is). Raises UsageError when there is no checkpoint."""
   workdir = pathlib.Path(workdir)
-  lock = WorkdirLock(workdir)
-  with SignalStop() as stop, contextlib.ExitStack() as cleanup:
-    cleanup.callback(lock.release)
-    run = _set_up(config, workdir, "eval", lock)
-    cleanup.callback(run.manager.close)
+  with _opened(config, workdir, "eval") as (run, stop):
     if not run.start_step:
       raise UsageError(f"no usable checkpoint to evaluate in {workdir / 'checkpoints'}; train "
                        "first (without --mode=eval)")

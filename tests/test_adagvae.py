@@ -14,6 +14,7 @@ from experiments import adagvae_sprites
 from experiments import slowvae_curves as curves
 from nlvae import models
 from nlvae.models import adagvae, slowvae
+from tests.test_slowvae import shrink
 
 
 def test_adaptive_threshold_on_hand_built_kl_vectors():
@@ -102,12 +103,7 @@ def test_averaged_posterior_is_exact(aggregation):
 
 
 def tiny_config(transitions="uniform"):
-  config = adagvae_sprites.get_config(transitions)
-  config.data.num_train, config.data.num_test = 32, 8
-  config.train.update(batch_size=4, num_steps=3, log_every=1, eval_every=3, checkpoint_every=3,
-                      progress_bar=False)
-  config.model.update(eval_metrics="mcc", traversal_steps=3, traversal_examples=2)
-  return config
+  return shrink(adagvae_sprites.get_config(transitions), eval_metrics="mcc")
 
 
 def test_loss_through_the_networks_and_gradients_of_the_shared_posterior():
