@@ -199,11 +199,7 @@ def _read_gif(path: pathlib.Path) -> np.ndarray:
     raise ValueError(f"Cannot decode {path} as GIF: {error}") from error
   if not frames:
     raise ValueError(f"Cannot decode {path}: the GIF has no frames.")
-  comment = comment.decode(errors="ignore") if isinstance(comment, bytes) else str(comment)
-  if comment.startswith(_GIF_COMMENT_PREFIX):
-    unit = float(comment[len(_GIF_COMMENT_PREFIX):])
-  else:
-    unit = min((d for d in durations if d > 0), default=0.0)
+  unit = _gif_frame_duration(comment, durations)
   if unit > 0:
     # GIF durations are whole 1/100 s; a merged frame lasts a multiple of the frame duration.
     repeats = [max(1, int(round(d / unit))) if d > 0 else 1 for d in durations]
@@ -220,12 +216,16 @@ def gif_frame_rate(path) -> float | None:
                    for frame in ImageSequence.Iterator(image)]
   except (OSError, ValueError, EOFError) as error:
     raise ValueError(f"Cannot decode {path} as GIF: {error}") from error
+  unit = _gif_frame_duration(comment, durations)
+  return 1000.0 / unit if unit > 0 else None
+
+
+def _gif_frame_duration(comment, durations: list[float]) -> float:
+  """Milliseconds per frame: from nlvae's comment, else the shortest frame duration (0: none)."""
   comment = comment.decode(errors="ignore") if isinstance(comment, bytes) else str(comment)
   if comment.startswith(_GIF_COMMENT_PREFIX):
-    unit = float(comment[len(_GIF_COMMENT_PREFIX):])
-  else:
-    unit = min((d for d in durations if d > 0), default=0.0)
-  return 1000.0 / unit if unit > 0 else None
+    return float(comment[len(_GIF_COMMENT_PREFIX):])
+  return min((d for d in durations if d > 0), default=0.0)
 
 
 def _read_frame_folder(path: pathlib.Path) -> np.ndarray:
