@@ -213,6 +213,11 @@ def _falling_acceleration(y, v, p):
   return -gravity - p["drag"] * speed * v
 
 
+# The accelerations a(position, velocity, params) of the Newtonian priors, by prior name (for
+# integrators other than the finite-difference step, e.g. physics_eval's long-step predictor).
+ACCELERATIONS = {"spring": _spring_acceleration, "pendulum": _pendulum_acceleration,
+                 "falling": _falling_acceleration}
+
 spring_transition = newtonian(_spring_acceleration)
 pendulum_transition = newtonian(_pendulum_acceleration)
 falling_transition = newtonian(_falling_acceleration)

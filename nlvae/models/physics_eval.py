@@ -175,11 +175,6 @@ def physical_scale(prior: priors.ANMPrior, latents: np.ndarray, stride: int = 1,
   return float(fine[np.argmin(fine_costs)]), scales, costs
 
 
-# Accelerations of the Newtonian priors, for the calibration's accurate long-step predictor.
-ACCELERATIONS = {"pendulum": priors._pendulum_acceleration, "spring": priors._spring_acceleration,
-                 "falling": priors._falling_acceleration}
-
-
 def shooting_predictor(prior: priors.ANMPrior, step: float, substeps: int = 8):
   """An accurate long-step version of a Newtonian prior's mean transition: the trajectory through
   z_{t-2} and z_{t-1} (`step` seconds apart), found by shooting (RK4 with `substeps` substeps and
@@ -188,7 +183,7 @@ def shooting_predictor(prior: priors.ANMPrior, step: float, substeps: int = 8):
 
   Returns predict(history [..., 2, D]) -> [..., D].
   """
-  acceleration = ACCELERATIONS[prior.name]
+  acceleration = priors.ACCELERATIONS[prior.name]
   params = prior.params
 
   def integrate(z, v, duration):
