@@ -26,6 +26,10 @@ import jax
 import numpy as np
 
 
+# Procedural datasets draw their test split from seed + TEST_SEED_OFFSET, never the training seed.
+TEST_SEED_OFFSET = 1_000_003
+
+
 def stack_examples(examples: list) -> Any:
   """[dict of arrays] * n -> dict of stacked arrays [n, ...] (nested dicts allowed)."""
   return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *examples)

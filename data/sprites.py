@@ -318,6 +318,43 @@ def natural_pairs(num_pairs: int, seed: int, tail_exponent: float = 0.5,
   return _pair_dict(np.stack([start, end], axis=1))
 
 
+# transitions name -> (pair sampler, data-config fields passed on when present).
+PAIR_SAMPLERS = {
+    "laplace": (laplace_pairs, ("rate",)),
+    "uniform": (uniform_pairs, ("max_changed", "k")),
+    "natural": (natural_pairs, ("tail_exponent", "position_step", "scale_step")),
+}
+
+
+def canonical_transitions(name: str) -> str:
+  """A transitions name or alias ("lap", "loc", "uni") -> its PAIR_SAMPLERS name."""
+  name = TRANSITION_ALIASES.get(name, name)
+  if name not in PAIR_SAMPLERS:
+    raise ValueError(f"data.transitions must be one of {sorted(PAIR_SAMPLERS)} (or an alias "
+                     f"{sorted(TRANSITION_ALIASES)}), got {name!r}; set "
+                     "--config.data.transitions.")
+  return name
+
+
+def sample_pairs(data_config, num_pairs: int, seed: int) -> dict[str, np.ndarray]:
+  """Sprite pairs {"frames": uint8 [N, 2, 64, 64, 1], "factors": int32 [N, 2, 5]} of a data
+  config (a mapping: an ml_collections.ConfigDict or a dict).
+
+  data_config["transitions"] picks the sampler ("laplace", "uniform" or "natural", or an alias of
+  TRANSITION_ALIASES; PAIR_SAMPLERS) and its optional fields (rate, max_changed, tail_exponent,
+  position_step, scale_step, k) are passed on; laplace `rate` <= 0 draws a rate per pair from
+  U(1, 10) (the reference's rate -1); uniform pairs change k ~ U{1..max_changed} factors, or
+  exactly `k` when k > 0 (the reference's --data-k; k <= 0, like its -1, draws it).
+  """
+  sampler, option_names = PAIR_SAMPLERS[canonical_transitions(data_config["transitions"])]
+  options = {name: data_config[name] for name in option_names if name in data_config}
+  for drawn_when_not_positive in ("rate", "k"):
+    if drawn_when_not_positive in options and options[drawn_when_not_positive] <= 0:
+      options[drawn_when_not_positive] = None
+  pairs = sampler(num_pairs, seed, **options)
+  return {"frames": pairs["frames"], "factors": pairs["factors"].astype(np.int32)}
+
+
 class SpritesGroundTruth:
   """The sprite grid as a ground-truth sampler for disentanglement metrics (duck-typed).
 

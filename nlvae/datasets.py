@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from data import circles, physics, user_video
-from data.pipeline import stack_examples
-
-TEST_SEED_OFFSET = 1_000_003  # procedural test splits use seed + this, never the training seed
+from data import circles, physics, sprites, user_video
+from data.pipeline import TEST_SEED_OFFSET, stack_examples
 
 
 def load(data_config):
@@ -149,9 +147,23 @@ def load_circles_dynamic(data_config):
 
 
 def load_sprites(data_config):
-  """Procedural sprite pairs (data.sprites through nlvae.models.slowvae.load_sprites)."""
-  from nlvae.models import slowvae  # the sprite sampler options live with the SlowVAE model
-  return slowvae.load_sprites(data_config)
+  """Procedural sprite pairs (data.sprites.sample_pairs). Config fields: transitions ("laplace" |
+  "uniform" | "natural", or an alias "lap" | "loc" | "uni"), num_train, num_test (pairs), seed,
+  and the sampler's options (rate, max_changed, k, tail_exponent, position_step, scale_step).
+
+  Returns (train, test, info): {"frames": uint8 [N, 2, 64, 64, 1], "factors": int32 [N, 2, 5]};
+  the test pairs come from seed + TEST_SEED_OFFSET. info {"image_shape", "factor_names",
+  "factor_sizes", "transitions" (the canonical name), "ground_truth" (a
+  data.sprites.SpritesGroundTruth for the metrics)}.
+  """
+  seed = int(data_config.seed)
+  train = sprites.sample_pairs(data_config, int(data_config.num_train), seed)
+  test = sprites.sample_pairs(data_config, int(data_config.num_test), seed + TEST_SEED_OFFSET)
+  info = dict(image_shape=sprites.OBSERVATION_SHAPE, factor_names=sprites.FACTOR_NAMES,
+              factor_sizes=sprites.FACTOR_SIZES,
+              transitions=sprites.canonical_transitions(data_config.transitions),
+              ground_truth=sprites.SpritesGroundTruth())
+  return train, test, info
 
 
 LOADERS = {

@@ -12,7 +12,7 @@ import pytest
 from data import sprites
 from experiments import adagvae_sprites
 from experiments import slowvae_curves as curves
-from nlvae import models
+from nlvae import datasets, models
 from nlvae.models import adagvae, slowvae
 from tests.test_slowvae import shrink
 
@@ -108,7 +108,7 @@ def tiny_config(transitions="uniform"):
 
 def test_loss_through_the_networks_and_gradients_of_the_shared_posterior():
   config = tiny_config()
-  data, _, info = slowvae.load_sprites(config.data)
+  data, _, info = datasets.load_sprites(config.data)
   model = models.build(config.model, info)
   assert isinstance(model, adagvae.AdaGVAE) and model.beta == 1.0
   batch = {"frames": jnp.asarray(data["frames"][:4])}

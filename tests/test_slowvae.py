@@ -12,7 +12,7 @@ import scipy.stats
 
 from data import sprites, video
 from experiments import betavae_sprites, seeds, slowvae_sprites
-from nlvae import metrics, networks, priors, train
+from nlvae import datasets, metrics, networks, priors, train
 from nlvae.models import slowvae
 
 
@@ -155,7 +155,7 @@ def tiny_config(model_name="slowvae"):
 
 def test_model_loss_through_the_networks():
   config = tiny_config()
-  data, _, info = slowvae.load_sprites(config.data)
+  data, _, info = datasets.load_sprites(config.data)
   model = slowvae.SlowVAE(config.model, info)
   batch = jax.tree.map(lambda x: jnp.asarray(x[:4]), data)
   params = model.init(jax.random.PRNGKey(0), batch)
@@ -183,8 +183,8 @@ def test_model_loss_through_the_networks():
 
 def test_load_sprites_pairs_are_deterministic_and_follow_the_transitions():
   config = tiny_config().data
-  train_a, test_a, info = slowvae.load_sprites(config)
-  train_b, _, _ = slowvae.load_sprites(config)
+  train_a, test_a, info = datasets.load_sprites(config)
+  train_b, _, _ = datasets.load_sprites(config)
   assert train_a["frames"].shape == (32, 2, 64, 64, 1) and train_a["frames"].dtype == np.uint8
   assert train_a["factors"].shape == (32, 2, 5) and test_a["factors"].shape == (8, 2, 5)
   np.testing.assert_array_equal(train_a["frames"], train_b["frames"])
@@ -194,25 +194,25 @@ def test_load_sprites_pairs_are_deterministic_and_follow_the_transitions():
   lap = train_a["factors"]
   assert np.all(lap[:, 0, 0] == lap[:, 1, 0]) and np.all(np.any(lap[:, 0] != lap[:, 1], axis=1))
   config.transitions = "uniform"
-  uniform, _, uniform_info = slowvae.load_sprites(config)
+  uniform, _, uniform_info = datasets.load_sprites(config)
   changed = np.sum(uniform["factors"][:, 0] != uniform["factors"][:, 1], axis=1)
   assert changed.min() >= 1 and changed.max() <= 4
   assert info["transitions"] == "laplace" and uniform_info["transitions"] == "uniform"
   config.k = 2  # the reference's --data-k: exactly k factors change; k <= 0 draws it
-  np.testing.assert_array_equal(np.sum(np.diff(slowvae.load_sprites(config)[0]["factors"], axis=1)
+  np.testing.assert_array_equal(np.sum(np.diff(datasets.load_sprites(config)[0]["factors"], axis=1)
                                        != 0, axis=(1, 2)), 2)
   config.k = 0
   # The earlier names are aliases: the same sampler, the same bytes.
   for alias, name in (("loc", "uniform"), ("uni", "uniform"), ("lap", "laplace")):
     config.transitions = alias
-    aliased, _, aliased_info = slowvae.load_sprites(config)
+    aliased, _, aliased_info = datasets.load_sprites(config)
     assert aliased_info["transitions"] == name
     np.testing.assert_array_equal(aliased["frames"], (uniform if name == "uniform" else train_a)[
         "frames"])
   assert info["image_shape"] == (64, 64, 1) and info["factor_names"] == sprites.FACTOR_NAMES
   config.transitions = "brownian"
   with pytest.raises(ValueError, match="transitions"):
-    slowvae.load_sprites(config)
+    datasets.load_sprites(config)
 
 
 def test_metric_groups_partition_compute_all_and_parse():
@@ -283,7 +283,7 @@ def test_configs_and_variants():
     slow, beta = slowvae_sprites.get_config(variant), betavae_sprites.get_config(variant)
     assert slowvae_sprites.parse_variant(variant) == (scale, transitions)
     assert slow.data.transitions == beta.data.transitions == transitions
-    assert slowvae.canonical_transitions(transitions) == transitions
+    assert sprites.canonical_transitions(transitions) == transitions
     assert (slow.model.name, beta.model.name) == ("slowvae", "beta_vae")
     assert "gamma" not in beta.model and beta.model.beta == 4.0
     assert slow.train.batch_size == 32  # 32 pairs = 64 images

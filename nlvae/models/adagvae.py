@@ -1,7 +1,7 @@
 """Ada-GVAE (Locatello et al., ICML 2020, "Weakly-Supervised Disentanglement Without
 Compromises"): the weakly supervised baseline that SlowVAE is compared with.
 
-Data: the same pairs of frames as SlowVAE (nlvae.models.slowvae.load_sprites, "sprites"):
+Data: the same pairs of frames as SlowVAE (nlvae.datasets.load_sprites, "sprites"):
 images float32 [N, 2, H, W, C]. Locatello et al. train on pairs that differ in k factors
 (k ~ U{1..n_factors - 1}, data.transitions="uniform"); the SlowVAE paper also runs it on its
 laplace pairs.

@@ -1,7 +1,7 @@
 """SlowVAE (Klindt et al., ICLR 2021) and its beta-VAE baseline on pairs of sprite frames.
 
-Data (`load_sprites`, registered in nlvae.datasets as "sprites"): procedural dSprites pairs
-(t-1, t) from data.sprites, {"frames": uint8 [N, 2, 64, 64, 1], "factors": int32 [N, 2, 5]}.
+Data (nlvae.datasets.load_sprites, data.name "sprites"): procedural dSprites pairs (t-1, t)
+from data.sprites.sample_pairs, {"frames": uint8 [N, 2, 64, 64, 1], "factors": int32 [N, 2, 5]}.
 A training batch of N pairs holds 2N images (the reference's batch of 64 images is 32 pairs).
 
 Networks: nlvae.networks.slowvae_encoder / slowvae_decoder (763,285 parameters for z = 10).
@@ -57,69 +57,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from data import sprites, video
+from data import video
 from nlvae import kl, metrics, networks
-
-# ------------------------------------------------------------------------------------------------
-# Data.
-
-# transitions name -> (pair sampler of data.sprites, data-config fields passed on when present).
-# The names are the reference's --data-distribution values (laplace, uniform).
-PAIR_SAMPLERS = {
-    "laplace": (sprites.laplace_pairs, ("rate",)),
-    "uniform": (sprites.uniform_pairs, ("max_changed", "k")),
-    "natural": (sprites.natural_pairs, ("tail_exponent", "position_step", "scale_step")),
-}
-TRANSITION_ALIASES = sprites.TRANSITION_ALIASES  # lap, loc, uni: accepted wherever a name is
-TEST_SEED_OFFSET = 1_000_003  # test pairs use seed + this offset, never the training seed
-
-
-def canonical_transitions(name: str) -> str:
-  """A transitions name or alias ("lap", "loc", "uni") -> its PAIR_SAMPLERS name."""
-  name = TRANSITION_ALIASES.get(name, name)
-  if name not in PAIR_SAMPLERS:
-    raise ValueError(f"data.transitions must be one of {sorted(PAIR_SAMPLERS)} (or an alias "
-                     f"{sorted(TRANSITION_ALIASES)}), got {name!r}; set "
-                     "--config.data.transitions.")
-  return name
-
-
-def sample_pairs(data_config, num_pairs: int, seed: int) -> dict[str, np.ndarray]:
-  """Sprite pairs {"frames": uint8 [N, 2, 64, 64, 1], "factors": int32 [N, 2, 5]}.
-
-  data_config.transitions picks the sampler ("laplace", "uniform" or "natural", or an alias of
-  TRANSITION_ALIASES; PAIR_SAMPLERS) and its optional fields (rate, max_changed, tail_exponent,
-  position_step, scale_step, k) are passed on; laplace `rate` <= 0 draws a rate per pair from
-  U(1, 10) (the reference's rate -1); uniform pairs change k ~ U{1..max_changed} factors, or
-  exactly `k` when k > 0 (the reference's --data-k; k <= 0, like its -1, draws it).
-  """
-  sampler, option_names = PAIR_SAMPLERS[canonical_transitions(
-      data_config.transitions)]
-  options = {name: data_config[name] for name in option_names if name in data_config}
-  for drawn_when_not_positive in ("rate", "k"):
-    if drawn_when_not_positive in options and options[drawn_when_not_positive] <= 0:
-      options[drawn_when_not_positive] = None
-  pairs = sampler(num_pairs, seed, **options)
-  return {"frames": pairs["frames"], "factors": pairs["factors"].astype(np.int32)}
-
-
-def load_sprites(data_config):
-  """Loader "sprites": (train, test, info) of procedural sprite pairs (data.sprites).
-
-  Config fields: transitions ("laplace" | "uniform" | "natural", or an alias "lap" | "loc" |
-  "uni"), num_train, num_test (pairs), seed, and the sampler's options (see `sample_pairs`).
-  info: image_shape (64, 64, 1), factor_names, factor_sizes, transitions (the canonical name),
-  ground_truth (a data.sprites.SpritesGroundTruth for the metrics).
-  """
-  seed = int(data_config.seed)
-  train = sample_pairs(data_config, int(data_config.num_train), seed)
-  test = sample_pairs(data_config, int(data_config.num_test), seed + TEST_SEED_OFFSET)
-  info = dict(image_shape=sprites.OBSERVATION_SHAPE, factor_names=sprites.FACTOR_NAMES,
-              factor_sizes=sprites.FACTOR_SIZES,
-              transitions=canonical_transitions(data_config.transitions),
-              ground_truth=sprites.SpritesGroundTruth())
-  return train, test, info
-
 
 # ------------------------------------------------------------------------------------------------
 # Losses: pure functions of network outputs.
