@@ -12,9 +12,9 @@ Datasets, configs (default first) and features per example (S = image size, T = 
   sprites_lap (configs rate1, random_rate), sprites_loc (default), sprites_natural (default)
       pairs (t-1, t): frames uint8 [2,64,64,1], factors int64 [2,5], factor_values f32 [2,5].
   circles_static (config 32)
-      images f32 [32,32,1], factors f32 [4], indices int64 [4].
+      images uint8 [32,32,1], factors f32 [4], indices int64 [4].
   circles_dynamic (configs 32_t10, 32_t20)
-      frames f32 [T,32,32,1], factors f32 [T,4].
+      frames uint8 [T,32,32,1], factors f32 [T,4].
   real_videos (configs 32_t20_grey, 64_t20_grey, 64_t20_rgb, or any name that
       `real_videos_config` parses, e.g. 64_t30_rgb_stride2_crop0x80x480x480_test20)
       frames uint8 [T,S,S,C], source (file name, bytes), start int64 (first frame).

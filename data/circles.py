@@ -19,7 +19,9 @@ Rendering: at twice the output size (64 px for the default 32), the circle's cov
 pixel is clip(radius - distance + 0.5, 0, 1) (anti-aliased; the reference thresholds, which makes
 sub-pixel motion jerky), composited over the blob as background + coverage * (1 - background)
 (identical to the reference's clip(circle + 0.8 * blob) wherever the circle is fully in or out),
-then every 2x2 block is averaged. Output float32 in [0, 1].
+then every 2x2 block is averaged: ``scene``, float32 in [0, 1]. Stored images and frames are that
+scene rounded to uint8 (``render``, data.video.to_uint8), like every other dataset's; models scale
+them back with data.video.to_float.
 
 Dynamic sequences: the circle moves at constant velocity on the segment between two points drawn
 uniformly from the factor square [0, 1]^2, at least ``min_distance`` apart (in factor units,
@@ -30,6 +32,8 @@ equally spaced, as in the reference). The blob is drawn from the 32-level grid a
 from __future__ import annotations
 
 import numpy as np
+
+from data import video
 
 FACTOR_NAMES = ("circle_x", "circle_y", "gauss_x", "gauss_y")
 NUM_FACTORS = 4
@@ -85,8 +89,9 @@ def _circle_coverage(centre_px: np.ndarray, size: int) -> np.ndarray:
   return canvas[:, half:half + size, half:half + size]
 
 
-def render(factors: np.ndarray, image_size: int = IMAGE_SIZE) -> np.ndarray:
-  """Factor values float [..., 4] in [0, 1] -> images float32 [..., image_size, image_size, 1]."""
+def scene(factors: np.ndarray, image_size: int = IMAGE_SIZE) -> np.ndarray:
+  """Factor values float [..., 4] in [0, 1] -> the exact scene, float32 [..., image_size,
+  image_size, 1] in [0, 1] (before the uint8 rounding of ``render``)."""
   factors = _check_values(factors)
   if int(image_size) != image_size or image_size < 4:
     raise ValueError(f"image_size must be an integer >= 4, got {image_size!r}.")
@@ -101,6 +106,12 @@ def render(factors: np.ndarray, image_size: int = IMAGE_SIZE) -> np.ndarray:
   image = sum(image[:, i::SUPERSAMPLE, j::SUPERSAMPLE]
               for i in range(SUPERSAMPLE) for j in range(SUPERSAMPLE)) / SUPERSAMPLE**2
   return image.astype(np.float32).reshape(lead_shape + (int(image_size), int(image_size), 1))
+
+
+def render(factors: np.ndarray, image_size: int = IMAGE_SIZE) -> np.ndarray:
+  """Factor values float [..., 4] in [0, 1] -> images uint8 [..., image_size, image_size, 1]:
+  the scene rounded to 0..255."""
+  return video.to_uint8(scene(factors, image_size))
 
 
 def factor_values_from_indices(indices: np.ndarray, circle_levels: int = CIRCLE_LEVELS,
@@ -118,7 +129,7 @@ def factor_values_from_indices(indices: np.ndarray, circle_levels: int = CIRCLE_
 
 def render_indices(indices: np.ndarray, circle_levels: int = CIRCLE_LEVELS,
                    gauss_levels: int = GAUSS_LEVELS, image_size: int = IMAGE_SIZE) -> np.ndarray:
-  """Grid indices int [..., 4] -> images float32 [..., image_size, image_size, 1]."""
+  """Grid indices int [..., 4] -> images uint8 [..., image_size, image_size, 1]."""
   return render(factor_values_from_indices(indices, circle_levels, gauss_levels), image_size)
 
 
@@ -135,10 +146,10 @@ def _static_dict(indices: np.ndarray, circle_levels: int, gauss_levels: int) -> 
 
 
 def static_grid(circle_levels: int = CIRCLE_LEVELS, gauss_levels: int = GAUSS_LEVELS) -> dict:
-  """The full static grid: {"images": float32 [N, 32, 32, 1], "factors": float32 [N, 4],
+  """The full static grid: {"images": uint8 [N, 32, 32, 1], "factors": float32 [N, 4],
   "indices": int64 [N, 4]} with N = circle_levels^2 * gauss_levels^2.
 
-  The default grid holds 262,144 images (1 GiB of float32): prefer ``static_sample`` or
+  The default grid holds 262,144 images (256 MiB of uint8): prefer ``static_sample`` or
   ``render_indices`` over chunks of ``grid_indices`` unless that fits.
   """
   return _static_dict(grid_indices(circle_levels, gauss_levels), circle_levels, gauss_levels)
@@ -158,7 +169,7 @@ def static_sample(num: int, seed: int, circle_levels: int = CIRCLE_LEVELS,
 
 def dynamic_sequences(num: int, seed: int, num_frames: int = 10, min_distance: float = 0.1,
                       gauss_levels: int = GAUSS_LEVELS) -> dict:
-  """Moving-circle clips: {"frames": float32 [N, T, 32, 32, 1], "factors": float32 [N, T, 4]}.
+  """Moving-circle clips: {"frames": uint8 [N, T, 32, 32, 1], "factors": float32 [N, T, 4]}.
 
   Start and end of the circle's path are uniform in [0, 1]^2 (factor units), redrawn until they
   are at least ``min_distance`` apart; frame t sits at start + t / (T - 1) * (end - start). The blob
@@ -189,7 +200,8 @@ def dynamic_sequences(num: int, seed: int, num_frames: int = 10, min_distance: f
 class CirclesGroundTruth:
   """The static circle grid as a ground-truth sampler for disentanglement metrics (duck-typed).
 
-  Factors are grid indices (int); observations are float32 [N, image_size, image_size, 1].
+  Factors are grid indices (int); observations are the stored uint8 images scaled by
+  data.video.to_float, float32 [N, image_size, image_size, 1] (what the models see).
   """
 
   num_factors = NUM_FACTORS
@@ -207,7 +219,8 @@ class CirclesGroundTruth:
 
   def sample_observations_from_factors(self, factors: np.ndarray,
                                        random_state: np.random.Generator) -> np.ndarray:
-    """Grid indices int [N, 4] -> images float32 [N, S, S, 1] (exact: random_state unused)."""
+    """Grid indices int [N, 4] -> images float32 [N, S, S, 1] in [0, 1] (exact: random_state
+    unused)."""
     del random_state
-    return render_indices(factors, self.factors_num_values[0], self.factors_num_values[2],
-                          self.observation_shape[0])
+    return video.to_float(render_indices(factors, self.factors_num_values[0],
+                                         self.factors_num_values[2], self.observation_shape[0]))

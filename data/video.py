@@ -59,6 +59,18 @@ def to_uint8(frames: np.ndarray) -> np.ndarray:
   return np.round(np.clip(frames, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
+def to_float(frames):
+  """Stored uint8 frames {0..255} -> float32 in [0, 1], same shape: the one scaling of frames
+  for the networks (numpy arrays stay numpy, JAX arrays and tracers stay JAX).
+
+  Every dataset stores uint8 frames (physics, sprites, circles, user video); anything else is
+  a caller's mistake (a double scaling), so it raises.
+  """
+  if frames.dtype != np.uint8:
+    raise TypeError(f"to_float scales stored uint8 frames, got dtype {frames.dtype}")
+  return frames.astype(np.float32) / 255.0
+
+
 def upscale(frames: np.ndarray, scale: int) -> np.ndarray:
   """Nearest-neighbour upscaling of [..., H, W, C] by an integer factor."""
   if int(scale) != scale or scale < 1:

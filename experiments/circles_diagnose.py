@@ -37,7 +37,7 @@ def circle_mask(factors):
   import numpy as np
   from data import circles
   far = np.array(factors, np.float64)
-  images = circles.render(far.astype(np.float32))
+  images = circles.scene(far.astype(np.float32))
   size = images.shape[1]
   coords = (np.arange(2 * size) + 0.5) / (2 * size)
   bx = np.exp(-0.5 * ((coords[None] - far[:, 2, None]) / circles.GAUSS_SIGMA) ** 2)
@@ -58,6 +58,7 @@ def main(argv):
   import optax
   from scipy import stats
 
+  from data import video
   from nlvae import datasets
   from nlvae.models import dynamics
 
@@ -88,9 +89,9 @@ def main(argv):
     kl_lat = 0.5 * (mean**2 + jnp.exp(log_var) - 1.0 - log_var)  # KL per latent [N, D]
     return mean, kl_lat, recon
 
-  x_test, f_test = test["frames"], test["factors"]
+  x_test, f_test = video.to_float(test["frames"]), test["factors"]
   mask = circle_mask(f_test)
-  mean_image = train["frames"].mean(axis=0, keepdims=True)
+  mean_image = video.to_float(train["frames"]).mean(axis=0, keepdims=True)
   base = (x_test - mean_image) ** 2
   per_image = lambda e, m: float(np.mean(np.sum(np.where(m, e, 0.0), axis=(1, 2, 3))))  # noqa
   baseline = dict(circle=per_image(base, mask), background=per_image(base, ~mask))

@@ -106,7 +106,7 @@ def load_circles_static(data_config):
   """Static circle images. Config fields: num_train, num_test, seed, circle_levels (16),
   gauss_levels (32).
 
-  Returns (train, test, info): train / test {"frames": float32 [N, 32, 32, 1], "factors":
+  Returns (train, test, info): train / test {"frames": uint8 [N, 32, 32, 1], "factors":
   float32 [N, 4] in [0, 1]}, distinct grid points (no image is in both), in random order; info
   {"image_shape", "num_frames": None, "factor_names"}.
   """
@@ -130,7 +130,7 @@ def load_circles_dynamic(data_config):
   """Moving-circle clips. Config fields: num_train, num_test, seed, num_frames (10),
   min_distance (0.1), gauss_levels (32).
 
-  Returns (train, test, info): {"frames": float32 [N, T, 32, 32, 1], "factors": float32
+  Returns (train, test, info): {"frames": uint8 [N, T, 32, 32, 1], "factors": float32
   [N, T, 4]}; the test clips come from seed + TEST_SEED_OFFSET. info {"image_shape", "num_frames",
   "factor_names"}.
   """

@@ -81,7 +81,7 @@ def plot_reconstructions(path, targets: np.ndarray, recon: np.ndarray, num: int 
   fig, axes = plt.subplots(2, num, figsize=(num, 2.2), squeeze=False)
   for row, images in enumerate((targets, recon)):
     images = np.asarray(images)
-    images = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images
+    images = video.to_float(images) if images.dtype == np.uint8 else images
     for i in range(num):
       image = np.clip(images[i], 0, 1)
       if image.shape[-1] == 1:

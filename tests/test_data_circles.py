@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from data import circles
+from data import circles, video
 
 PIXEL_CENTRES = (np.arange(32) + 0.5) / 32
 
@@ -24,7 +24,7 @@ def _circle_layer(images: np.ndarray, factors: np.ndarray) -> np.ndarray:
 
 def test_circle_centroid_area_and_background_match_the_analytic_scene():
   factors = np.random.default_rng(0).random((500, 4)).astype(np.float32)
-  images = circles.render(factors)
+  images = circles.scene(factors)
   assert images.shape == (500, 32, 32, 1) and images.dtype == np.float32
   assert images.min() >= 0 and images.max() <= 1
   coverage = _circle_layer(images, factors)
@@ -45,7 +45,7 @@ def test_circle_centroid_area_and_background_match_the_analytic_scene():
 def test_gaussian_peak_sits_at_the_gauss_factors_with_height_0_8():
   gauss = np.stack(np.meshgrid(np.linspace(0, 1, 6), np.linspace(0, 1, 6)), -1).reshape(-1, 2)
   circle = np.where(gauss > 0.5, 0.0, 1.0)  # circle in the opposite corner
-  images = circles.render(np.concatenate([circle, gauss], 1).astype(np.float32))[..., 0]
+  images = circles.scene(np.concatenate([circle, gauss], 1).astype(np.float32))[..., 0]
   bright = images > 0.81
   assert bright.any(axis=(1, 2)).all()  # the circle is drawn white (1.0 inside)
   background = np.where(bright, 0.0, images)
@@ -58,7 +58,7 @@ def test_gaussian_peak_sits_at_the_gauss_factors_with_height_0_8():
 
 def test_circle_stays_inside_the_image_at_the_extremes():
   corners = np.array([[0, 0, 0.5, 0.5], [1, 1, 0.5, 0.5], [0, 1, 0, 1], [1, 0, 1, 0]], np.float32)
-  images = circles.render(corners, image_size=64)
+  images = circles.scene(corners, image_size=64)
   coverage = (images[..., 0] - _blob_64(corners)) / (1 - _blob_64(corners))
   np.testing.assert_allclose(coverage.sum(axis=(1, 2)), np.pi * 6.4**2, rtol=0.01)
   edges = np.concatenate([coverage[:, 0], coverage[:, -1], coverage[:, :, 0], coverage[:, :, -1]])
@@ -71,6 +71,18 @@ def _blob_64(factors):
   gx = np.exp(-0.5 * ((centres[None] - factors[:, 2, None]) / sigma) ** 2)
   gy = np.exp(-0.5 * ((centres[None] - factors[:, 3, None]) / sigma) ** 2)
   return 0.8 * gy[:, :, None] * gx[:, None, :]
+
+
+def test_stored_images_are_the_scene_rounded_to_uint8():
+  factors = np.random.default_rng(1).random((300, 4)).astype(np.float32)
+  images, exact = circles.render(factors), circles.scene(factors)
+  assert images.dtype == np.uint8 and images.shape == exact.shape
+  np.testing.assert_array_equal(images, np.round(exact * 255).astype(np.uint8))
+  assert np.abs(video.to_float(images) - exact).max() <= 0.5 / 255 + 1e-7
+  assert images.max() == 255 and images.min() < 40  # the white circle, the blob's dark tail
+  for data in (circles.static_sample(20, 0), circles.static_grid(2, 2)):
+    assert data["images"].dtype == np.uint8
+  assert circles.dynamic_sequences(4, 0)["frames"].dtype == np.uint8
 
 
 def test_static_grid_enumerates_every_combination():
@@ -106,9 +118,10 @@ def test_dynamic_sequences_move_the_circle_at_constant_velocity():
   gauss_levels = np.round(factors[:, 0, 2:] * 31)
   np.testing.assert_allclose(factors[:, 0, 2:] * 31, gauss_levels, atol=1e-5)  # 32-level grid
   np.testing.assert_array_equal(frames, circles.render(factors))
-  # The rendered circle itself moves at constant velocity (anti-aliasing keeps it smooth).
+  # The rendered circle itself moves at constant velocity (anti-aliasing keeps it smooth; the
+  # exact scene, before the uint8 rounding of the stored frames).
   flat = factors.reshape(-1, 4)
-  coverage = _circle_layer(frames.reshape(-1, 32, 32, 1), flat)
+  coverage = _circle_layer(circles.scene(flat), flat)
   area = coverage.sum(axis=(1, 2))
   col = ((coverage * PIXEL_CENTRES[None, None, :]).sum(axis=(1, 2)) / area).reshape(200, 10)
   assert np.abs(np.diff(col, n=2, axis=1)).max() * 32 < 0.1  # pixels
@@ -133,7 +146,8 @@ def test_ground_truth_adapter():
   assert all(len(np.unique(factors[:, f])) == 16 for f in range(2))
   images = data.sample_observations_from_factors(factors[:5], np.random.default_rng(0))
   assert images.shape == (5, 32, 32, 1) and images.dtype == np.float32
-  np.testing.assert_array_equal(images, circles.render_indices(factors[:5]))
+  # What the models see: the stored uint8 images, scaled once.
+  np.testing.assert_array_equal(images, video.to_float(circles.render_indices(factors[:5])))
 
 
 @pytest.mark.parametrize("call", [

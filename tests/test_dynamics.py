@@ -7,6 +7,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+from data import video
 from experiments import circles_dynamic
 from experiments import circles_supervised
 from experiments import sweep
@@ -26,15 +27,20 @@ def _model(**overrides) -> dynamics.DynamicsVAE:
   return dynamics.DynamicsVAE(config, info)
 
 
-def _clips(seed: int, num: int = 3) -> jax.Array:
-  """Random clips float32 [num, NUM_FRAMES, 32, 32, 1] in [0, 1], drawn with numpy."""
+def _stored_clips(seed: int, num: int = 3) -> jax.Array:
+  """Random clips as datasets store them, uint8 [num, NUM_FRAMES, 32, 32, 1], drawn with numpy."""
   rng = np.random.default_rng(seed)
-  return jnp.asarray(rng.uniform(size=(num, NUM_FRAMES) + IMAGE_SHAPE), jnp.float32)
+  return jnp.asarray(rng.integers(0, 256, size=(num, NUM_FRAMES) + IMAGE_SHAPE, dtype=np.uint8))
+
+
+def _clips(seed: int, num: int = 3) -> jax.Array:
+  """The same clips as the networks see them: float32 in [0, 1]."""
+  return video.to_float(_stored_clips(seed, num))
 
 
 @pytest.fixture(scope="module")
 def params():
-  return _model().init(jax.random.key(0), {"frames": _clips(0)})
+  return _model().init(jax.random.key(0), {"frames": _stored_clips(0)})
 
 
 def test_prediction_penalty_is_the_hand_computed_sum_over_every_t_from_2():
@@ -64,11 +70,11 @@ def test_prediction_penalty_is_the_hand_computed_sum_over_every_t_from_2():
 def test_linear_prediction_loss_adds_gamma_times_the_batch_mean_penalty(params):
   plain, zero, weighted = (_model(), _model(dynamics="linear_prediction", gamma=0.0),
                            _model(dynamics="linear_prediction", gamma=0.7))
-  batch, key = {"frames": _clips(1)}, jax.random.key(3)
+  batch, key = {"frames": _stored_clips(1)}, jax.random.key(3)
 
   @jax.jit
   def losses(params):
-    means = plain.encode(params, batch["frames"])[0]
+    means = plain.encode(params, video.to_float(batch["frames"]))[0]
     return (plain.loss(params, batch, key)[0], zero.loss(params, batch, key)[0],
             weighted.loss(params, batch, key), jnp.mean(dynamics.prediction_penalty(means)))
 

@@ -1,6 +1,6 @@
 """disentangled-dynamics (Zaharia, Peters, Cunningham, Kriegeskorte): a circle over a Gaussian blob.
 
-Data (data.circles): 32x32x1 float32 images in [0, 1] with four factors in [0, 1] (circle x, y,
+Data (data.circles): 32x32x1 uint8 images (scaled to [0, 1] by data.video.to_float) with four factors in [0, 1] (circle x, y,
 blob x, y). Static task: single images from the factor grid. Dynamic task: clips of T = 10 frames
 in which the circle moves on a straight line at constant speed and the blob stays put.
 
@@ -81,7 +81,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from data import circles
+from data import circles, video
 from nlvae import evaluation, kl, metrics, networks
 
 DYNAMICS = ("none", "linear_prediction", "inertia")
@@ -190,7 +190,7 @@ def representation_report(encode_fn, test_frames: np.ndarray, test_factors: np.n
   """Scores a representation; encode_fn: jitted frames [n, H, W, C] -> codes [n, L].
 
   Args:
-    test_frames: float32 [N, H, W, C]; test_factors: [N, F].
+    test_frames: float32 [N, H, W, C] in [0, 1]; test_factors: [N, F].
     workdir: if given, figures/sweeps.png is written there.
   Returns:
     JSON-able dict: mcc, mcc_per_factor, mcc_matching, latent_corr_offdiag_sq, sweep_corr,
@@ -199,8 +199,8 @@ def representation_report(encode_fn, test_frames: np.ndarray, test_factors: np.n
   codes = evaluation.chunked_apply(encode_fn, test_frames, 512)
   score = metrics.mcc(codes, test_factors)
   sweeps = factor_sweeps()
-  sweep_codes = evaluation.chunked_apply(encode_fn, circles.render(sweeps.reshape(-1, sweeps.shape[-1]),
-                                                   test_frames.shape[1]))
+  sweep_frames = circles.render(sweeps.reshape(-1, sweeps.shape[-1]), test_frames.shape[1])
+  sweep_codes = evaluation.chunked_apply(encode_fn, video.to_float(sweep_frames))
   sweep_codes = sweep_codes.reshape(sweeps.shape[:2] + (-1,))
   corr = sweep_correlations(sweep_codes, sweeps[0, :, 0])
   knn_r2, linear_r2 = factor_r2(codes, test_factors)
@@ -235,8 +235,9 @@ def _plot_sweeps(path: pathlib.Path, values: np.ndarray, sweep_codes: np.ndarray
 
 
 def _flat_frames(data: dict) -> tuple[np.ndarray, np.ndarray]:
-  """Static [N, H, W, C] or clips [N, T, H, W, C] -> frames [M, H, W, C], factors [M, F]."""
-  frames, factors = np.asarray(data["frames"]), np.asarray(data["factors"])
+  """Static [N, H, W, C] or clips [N, T, H, W, C] uint8 -> frames float32 [M, H, W, C] in
+  [0, 1], factors [M, F]."""
+  frames, factors = video.to_float(np.asarray(data["frames"])), np.asarray(data["factors"])
   return frames.reshape((-1,) + frames.shape[-3:]), factors.reshape(-1, factors.shape[-1])
 
 
@@ -246,8 +247,8 @@ def _flat_frames(data: dict) -> tuple[np.ndarray, np.ndarray]:
 class SupervisedControl:
   """Factor regression with the beta-VAE's encoder convs: the perfectly disentangled control.
 
-  Model config: name "supervised_control" (no other fields). Batches: {"frames": [B, ..., H, W, C],
-  "factors": [B, ..., F]}; loss = mean squared error over examples, frames and factors.
+  Model config: name "supervised_control" (no other fields). Batches: {"frames": uint8 [B, ..., H,
+  W, C], "factors": [B, ..., F]}; loss = mean squared error over examples, frames and factors.
   """
 
   def __init__(self, model_config, data_info):
@@ -256,11 +257,12 @@ class SupervisedControl:
     self.network = networks.SupervisedEncoder(num_outputs=self.num_factors)
 
   def init(self, rng, batch):
-    return networks.init_params(self.network, rng, jnp.asarray(batch["frames"])[:1])
+    return networks.init_params(self.network, rng, video.to_float(jnp.asarray(batch["frames"])[:1]))
 
   def loss(self, params, batch, rng):
     del rng
-    mse = jnp.mean((self.network.apply(params, batch["frames"]) - batch["factors"])**2)
+    predicted = self.network.apply(params, video.to_float(batch["frames"]))
+    mse = jnp.mean((predicted - batch["factors"])**2)
     return mse, dict(loss=mse, mse=mse)
 
   def evaluate(self, params, data, workdir, rng):
@@ -280,7 +282,8 @@ class DynamicsVAE:
   beta_is_normalized (True), likelihood ("mse" | "bernoulli"), dynamics ("none" |
   "linear_prediction" | "inertia"), gamma (>= 0; in [0, 1] for inertia), delay (inertia: frame
   offset of the target, 0 or 1).
-  Batches: {"frames": float32 [B, H, W, C] (static) or [B, T, H, W, C] (clips), ...}.
+  Batches: {"frames": uint8 [B, H, W, C] (static) or [B, T, H, W, C] (clips), ...}; encode,
+  latents and reconstruct take those frames scaled to [0, 1] (data.video.to_float).
   """
 
   def __init__(self, model_config, data_info):
@@ -317,7 +320,7 @@ class DynamicsVAE:
 
   def init(self, rng, batch):
     key_enc, key_dec = jax.random.split(rng)
-    frame = jnp.asarray(batch["frames"]).reshape((-1,) + self.image_shape)[:1]
+    frame = video.to_float(jnp.asarray(batch["frames"]).reshape((-1,) + self.image_shape)[:1])
     return dict(encoder=networks.init_params(self.encoder, key_enc, frame),
                 decoder=networks.init_params(self.decoder, key_dec,
                                              jnp.zeros((1, self.latent_dim))))
@@ -361,7 +364,7 @@ class DynamicsVAE:
   # -- loss -------------------------------------------------------------------------------------
 
   def loss(self, params, batch, rng):
-    frames = batch["frames"]
+    frames = video.to_float(batch["frames"])
     mu, log_var, targets = self.latents(params, frames)
     if self.variational:
       z = mu + jnp.exp(0.5 * log_var) * jax.random.normal(rng, mu.shape)
@@ -392,7 +395,7 @@ class DynamicsVAE:
     frames, factors = _flat_frames(data["test"])
     encode = jax.jit(lambda x: self.encode(params, x)[0])
     results = representation_report(encode, frames, factors, workdir)
-    clips = np.asarray(data["test"]["frames"])
+    clips = video.to_float(np.asarray(data["test"]["frames"]))
     recon, targets = evaluation.chunked_apply(jax.jit(lambda x: self.reconstruct(params, x)),
                                               clips, 64)
     results["recon_mse_per_pixel"] = float(np.mean((recon - targets)**2))

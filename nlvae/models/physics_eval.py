@@ -61,7 +61,7 @@ def circular_correlation(a: np.ndarray, b: np.ndarray) -> float:
 
 def _encode_all(model, params, frames: np.ndarray, batch: int = 64):
   """uint8 frames [N, T, H, W, C] -> posterior means and log-variances [N, T, D]."""
-  encode = jax.jit(lambda p, f: model.encode(p, f.astype(jnp.float32) / 255.0))
+  encode = jax.jit(lambda p, f: model.encode(p, video.to_float(f)))
   return evaluation.chunked_apply(lambda f: encode(params, f), frames, batch)
 
 
@@ -327,7 +327,7 @@ def evaluate(model, params, data, workdir, rng, num_counterfactual_clips: int = 
     labels = ["original", f"model: {name}"]
     if subset is not None:
       true_cf = physics.resimulate(subset, **spec)
-      target = true_cf.frames.astype(np.float32) / 255.0
+      target = video.to_float(true_cf.frames)
       results[f"{key}/pixel_mse_counterfactual"] = float(np.mean((cf_frames - target)**2))
       results[f"{key}/pixel_mse_unintervened"] = float(np.mean((base_frames - target)**2))
       results[f"{key}/latent_rmse_counterfactual"] = latent_rmse(cf_latents, true_cf.latent)

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from data import video
 from nlvae import networks, priors
 from nlvae.models import physics_eval
 
@@ -122,7 +123,7 @@ class PhysicsVAE:
 
   @staticmethod
   def _frames(batch) -> jax.Array:
-    return batch["frames"].astype(jnp.float32) / 255.0
+    return video.to_float(batch["frames"])
 
   def encode(self, params, frames):
     """frames float [B, T, H, W, C] in [0, 1] -> posterior mean, log-variance [B, T, D]."""

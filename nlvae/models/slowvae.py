@@ -314,7 +314,7 @@ class BetaVAE:
   @staticmethod
   def images(batch: dict) -> jax.Array:
     """uint8 frames {0..255} -> float32 in [0, 1], same shape."""
-    return jnp.asarray(batch["frames"], jnp.float32) / 255.0
+    return video.to_float(jnp.asarray(batch["frames"]))
 
   def encode(self, params: dict, images: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Posterior moments (mean, log_var), float32 [..., D] each, of images float32 [..., H, W, C]."""
@@ -370,7 +370,7 @@ class BetaVAE:
     """
     limit = float(self.config.traversal_limit)
     num_steps = int(self.config.traversal_steps)
-    codes = self.representation_fn(params)(np.asarray(frames, np.float32) / 255.0)
+    codes = self.representation_fn(params)(video.to_float(np.asarray(frames)))
     latents = traversal_latents(codes, limit, num_steps)  # [T, D, K, D]
     images = np.asarray(decoder_probabilities(self.decoder, params["decoder"],
                                               jnp.asarray(latents, jnp.float32)))
