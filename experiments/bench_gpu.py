@@ -104,13 +104,13 @@ def models(dry_run: bool) -> dict:
   """name -> (encoder, decoder): SlowVAE and the physics networks (full, or tiny for a dry run)."""
   from experiments import spring
   from nlvae import models as nlvae_models
-  from nlvae import networks
+  from nlvae import datasets, networks
   size = 32 if dry_run else 64
   result = {"slowvae": (networks.slowvae_encoder(10), networks.slowvae_decoder(1, size))}
   variant = "tiny" if dry_run else "full"
   config = spring.get_config(variant)
   side = config.data.options.image_size
-  info = dict(system=config.data.system, dt=0.05, image_shape=(side, side, 1))
+  info = datasets.DatasetInfo(system=config.data.system, dt=0.05, image_shape=(side, side, 1))
   model = nlvae_models.build(config.model, info)
   result[f"physics_{variant}"] = (model.encoder, model.decoder)
   return result

@@ -194,13 +194,13 @@ def network_models() -> dict:
   """name -> (networks.Encoder, networks.Decoder): the SlowVAE architecture and the physics
   experiments' networks as experiments/spring.py configures them (quick and full)."""
   from experiments import spring
-  from nlvae import models, networks
+  from nlvae import datasets, models, networks
   result = {"slowvae": (networks.slowvae_encoder(10), networks.slowvae_decoder(1, 64))}
   for variant in ("quick", "full"):
     config = spring.get_config(variant)
     size, channels = config.data.options.image_size, config.data.options.get("channels", 1)
-    info = dict(system=config.data.system, dt=0.05,  # dt only shapes the prior, not the networks
-                image_shape=(size, size, channels))
+    info = datasets.DatasetInfo(system=config.data.system, dt=0.05,  # dt: the prior, not networks
+                                image_shape=(size, size, channels))
     model = models.build(config.model, info)
     result[f"physics_{variant}"] = (model.encoder, model.decoder)
   return result

@@ -1,16 +1,60 @@
 """Training data for the one training loop, chosen by `config.data.name`.
 
 Each loader takes the data config and returns (train, test, info): train and test are dicts of
-numpy arrays with a shared leading example axis (what data.pipeline.Batches consumes); info is a
-dict of facts the model needs (image shape, frame interval, the generating Clips for
-re-simulation, ...). Generation is procedural and seeded: the same config gives the same bytes.
+numpy arrays with a shared leading example axis (what data.pipeline.Batches consumes), frames
+uint8; info is a DatasetInfo, the facts the model needs (image shape, frame interval, the
+generating Clips for re-simulation, ...). Generation is procedural and seeded: the same config
+gives the same bytes.
 """
 from __future__ import annotations
+
+import dataclasses
+from typing import Any
 
 import numpy as np
 
 from data import circles, physics, sprites, user_video
 from data.pipeline import TEST_SEED_OFFSET, stack_examples
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+  """What a loader tells the model about its dataset (fields a dataset does not have are None).
+
+  Attributes:
+    image_shape: (H, W, C) of one frame.
+    num_frames: T, frames per example: clips [N, T, H, W, C] (physics, video, circles_dynamic),
+      2 for sprite pairs; None for single images [N, H, W, C] (circles_static).
+    system: the physics system ("spring", "pendulum", "falling", "pulsar") of physics, tfds and
+      video data.
+    dt: seconds between frames (physics, tfds, video).
+    test_clips: the test split as data.physics.Clips, for re-simulating it under interventions
+      (physics, tfds); None for video (counterfactuals are then the model's alone).
+    train_params: physical parameters of every training clip, {name: float32 [N]} (physics).
+    video: the ingested user videos (data.user_video.VideoDataset: names, frame rates, skipped
+      files, split kind, truth state, each clip's source video and first frame; video data).
+    factor_names: names of the ground-truth factors of "factors" [..., F] (sprites, circles).
+    factor_sizes: number of values of each factor (sprites: its grid).
+    transitions: the canonical name of the sprite transitions ("laplace", "uniform", "natural").
+    ground_truth: a sampler of the factor grid for the disentanglement metrics
+      (data.sprites.SpritesGroundTruth).
+  """
+  image_shape: tuple[int, int, int]
+  num_frames: int | None = None
+  system: str | None = None
+  dt: float | None = None
+  test_clips: physics.Clips | None = None
+  train_params: dict[str, np.ndarray] | None = None
+  video: user_video.VideoDataset | None = None
+  factor_names: tuple[str, ...] | None = None
+  factor_sizes: tuple[int, ...] | None = None
+  transitions: str | None = None
+  ground_truth: Any = None
+
+  def __post_init__(self):
+    object.__setattr__(self, "image_shape", tuple(int(n) for n in self.image_shape))
+    if len(self.image_shape) != 3:
+      raise ValueError(f"DatasetInfo.image_shape must be (H, W, C), got {self.image_shape}")
 
 
 def load(data_config):
@@ -35,8 +79,8 @@ def load_physics(data_config):
   train = physics.generate(data_config.system, data_config.num_train, data_config.seed, **options)
   test = physics.generate(data_config.system, data_config.num_test, data_config.seed + TEST_SEED_OFFSET,
                           **options)
-  info = dict(system=data_config.system, dt=train.dt, image_shape=train.frames.shape[2:],
-              num_frames=train.frames.shape[1], test_clips=test, train_params=train.params)
+  info = DatasetInfo(system=data_config.system, dt=train.dt, image_shape=train.frames.shape[2:],
+                     num_frames=train.frames.shape[1], test_clips=test, train_params=train.params)
   return clips_to_arrays(train), clips_to_arrays(test), info
 
 
@@ -45,7 +89,7 @@ def load_video(data_config):
   num_frames, stride, image_size, channels, crop_box, background, dt, test_fraction, cache_dir.
 
   info has test_clips = None (no re-simulation: counterfactuals are the model's alone) and
-  `video`: the ingested videos, skipped files, split kind and truth state.
+  `video`: the ingested data.user_video.VideoDataset (videos, skipped files, split kind, truth).
   """
   if not data_config.video_dir:
     raise ValueError("data.video_dir is empty; pass --config.data.video_dir=FOLDER, a folder of "
@@ -58,11 +102,9 @@ def load_video(data_config):
   dataset = user_video.load_folder(data_config.video_dir, options,
                                    cache_dir=data_config.cache_dir or None)
   train, test = dataset.train.arrays(), dataset.test.arrays()
-  info = dict(system=data_config.system, dt=dataset.dt, image_shape=train["frames"].shape[2:],
-              num_frames=train["frames"].shape[1], test_clips=None, train_params=None,
-              video=dict(videos=dataset.videos, skipped=dataset.skipped, split=dataset.split,
-                         truth=dataset.truth, test_source=dataset.test.source,
-                         test_start=dataset.test.start))
+  info = DatasetInfo(system=data_config.system, dt=dataset.dt,
+                     image_shape=train["frames"].shape[2:], num_frames=train["frames"].shape[1],
+                     video=dataset)
   return train, test, info
 
 
@@ -90,8 +132,8 @@ def load_tfds(data_config):
                         states=test["states"], params=test["params"], initial=test["initial"],
                         dt=float(metadata["dt"]), render_seed=test["render_seed"],
                         options=options)
-  info = dict(system=clips.system, dt=clips.dt, image_shape=clips.frames.shape[2:],
-              num_frames=clips.frames.shape[1], test_clips=clips, train_params=None)
+  info = DatasetInfo(system=clips.system, dt=clips.dt, image_shape=clips.frames.shape[2:],
+                     num_frames=clips.frames.shape[1], test_clips=clips)
   return train, clips_to_arrays(clips), info
 
 
@@ -108,7 +150,7 @@ def load_circles_static(data_config):
 
   Returns (train, test, info): train / test {"frames": uint8 [N, 32, 32, 1], "factors":
   float32 [N, 4] in [0, 1]}, distinct grid points (no image is in both), in random order; info
-  {"image_shape", "num_frames": None, "factor_names"}.
+  image_shape, num_frames None, factor_names.
   """
   num_train, num_test = _positive_int(data_config, "num_train"), _positive_int(data_config,
                                                                                "num_test")
@@ -121,8 +163,7 @@ def load_circles_static(data_config):
   arrays = {"frames": sample["images"][order], "factors": sample["factors"][order]}
   train = {k: v[:num_train] for k, v in arrays.items()}
   test = {k: v[num_train:] for k, v in arrays.items()}
-  info = dict(image_shape=train["frames"].shape[1:], num_frames=None,
-              factor_names=circles.FACTOR_NAMES)
+  info = DatasetInfo(image_shape=train["frames"].shape[1:], factor_names=circles.FACTOR_NAMES)
   return train, test, info
 
 
@@ -131,8 +172,8 @@ def load_circles_dynamic(data_config):
   min_distance (0.1), gauss_levels (32).
 
   Returns (train, test, info): {"frames": uint8 [N, T, 32, 32, 1], "factors": float32
-  [N, T, 4]}; the test clips come from seed + TEST_SEED_OFFSET. info {"image_shape", "num_frames",
-  "factor_names"}.
+  [N, T, 4]}; the test clips come from seed + TEST_SEED_OFFSET. info image_shape, num_frames,
+  factor_names.
   """
   num_train, num_test = _positive_int(data_config, "num_train"), _positive_int(data_config,
                                                                                "num_test")
@@ -141,8 +182,8 @@ def load_circles_dynamic(data_config):
                  gauss_levels=data_config.gauss_levels)
   train = circles.dynamic_sequences(num_train, data_config.seed, **options)
   test = circles.dynamic_sequences(num_test, data_config.seed + TEST_SEED_OFFSET, **options)
-  info = dict(image_shape=train["frames"].shape[2:], num_frames=train["frames"].shape[1],
-              factor_names=circles.FACTOR_NAMES)
+  info = DatasetInfo(image_shape=train["frames"].shape[2:], num_frames=train["frames"].shape[1],
+                     factor_names=circles.FACTOR_NAMES)
   return train, test, info
 
 
@@ -152,17 +193,17 @@ def load_sprites(data_config):
   and the sampler's options (rate, max_changed, k, tail_exponent, position_step, scale_step).
 
   Returns (train, test, info): {"frames": uint8 [N, 2, 64, 64, 1], "factors": int32 [N, 2, 5]};
-  the test pairs come from seed + TEST_SEED_OFFSET. info {"image_shape", "factor_names",
-  "factor_sizes", "transitions" (the canonical name), "ground_truth" (a
-  data.sprites.SpritesGroundTruth for the metrics)}.
+  the test pairs come from seed + TEST_SEED_OFFSET. info image_shape, num_frames 2,
+  factor_names, factor_sizes, transitions (the canonical name), ground_truth (a
+  data.sprites.SpritesGroundTruth for the metrics).
   """
   seed = int(data_config.seed)
   train = sprites.sample_pairs(data_config, int(data_config.num_train), seed)
   test = sprites.sample_pairs(data_config, int(data_config.num_test), seed + TEST_SEED_OFFSET)
-  info = dict(image_shape=sprites.OBSERVATION_SHAPE, factor_names=sprites.FACTOR_NAMES,
-              factor_sizes=sprites.FACTOR_SIZES,
-              transitions=sprites.canonical_transitions(data_config.transitions),
-              ground_truth=sprites.SpritesGroundTruth())
+  info = DatasetInfo(image_shape=sprites.OBSERVATION_SHAPE, num_frames=2,
+                     factor_names=sprites.FACTOR_NAMES, factor_sizes=sprites.FACTOR_SIZES,
+                     transitions=sprites.canonical_transitions(data_config.transitions),
+                     ground_truth=sprites.SpritesGroundTruth())
   return train, test, info
 
 

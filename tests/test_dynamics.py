@@ -23,7 +23,8 @@ def _model(**overrides) -> dynamics.DynamicsVAE:
       name="dynamics_vae", latent_dim=4, variational=True, beta=0.01, beta_is_normalized=True,
       likelihood="mse", dynamics="none", gamma=0.0, delay=1))
   config.update(overrides)
-  info = dict(image_shape=IMAGE_SHAPE, num_frames=NUM_FRAMES, factor_names=("a", "b", "c", "d"))
+  info = datasets.DatasetInfo(image_shape=IMAGE_SHAPE, num_frames=NUM_FRAMES,
+                              factor_names=("a", "b", "c", "d"))
   return dynamics.DynamicsVAE(config, info)
 
 
@@ -213,7 +214,7 @@ def test_bad_settings_raise_clear_errors():
     _model(dynamics="kalman")
   with pytest.raises(ValueError, match="model.gamma"):
     _model(dynamics="inertia", gamma=1.5)
-  static = dict(image_shape=IMAGE_SHAPE, num_frames=None, factor_names=("a", "b", "c", "d"))
+  static = datasets.DatasetInfo(image_shape=IMAGE_SHAPE, factor_names=("a", "b", "c", "d"))
   with pytest.raises(ValueError, match="circles_dynamic"):
     dynamics.DynamicsVAE(_model(dynamics="linear_prediction").config, static)
   with pytest.raises(ValueError, match="num_train"):

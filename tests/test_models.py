@@ -20,7 +20,7 @@ class LinearAutoencoder:
 
   def __init__(self, model_config, data_info):
     self.config = model_config
-    self.num_pixels = int(np.prod(data_info["image_shape"]))
+    self.num_pixels = int(np.prod(data_info.image_shape))
 
   def init(self, rng, batch):
     return {"encoder": 0.01 * jax.random.normal(rng, (self.num_pixels, self.config.latent_dim)),

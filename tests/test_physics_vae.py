@@ -63,7 +63,7 @@ def test_pulsar_default_config_starts_finite_and_infers_the_phase_through_the_pr
       lambda p: model.loss(p, batch, jax.random.PRNGKey(1))[0]))(params)
   assert np.isfinite(loss)
   assert all(np.all(np.isfinite(g)) for g in jax.tree_util.tree_leaves(grads))
-  clips = info["test_clips"]
+  clips = info.test_clips
   encoded = np.zeros(clips.latent.shape + (3,), np.float32)  # u ignored: only b is used
   encoded[..., 2] = 1.0 - 2.0 * clips.states["brightness"]  # a decreasing affine map
   inferred, (scale, offset) = physics_eval.pulsar_inferred_latents(model.prior, encoded)
@@ -80,7 +80,7 @@ def test_prior_stride_is_the_kl_of_interleaved_chains_at_k_dt():
   assert physics_vae.prior_stride(0.0, 0.05) == 1 and physics_vae.prior_stride(0.1, 0.05) == 2
   assert physics_vae.prior_stride(0.1, 1 / 30) == 3
   model, batch = _model(estimator="sequential", encoder="keypoints", encoder_features=(4, 8))
-  dt = model.info["dt"]
+  dt = model.info.dt
   model_config = model.config
   model_config.prior_time_step = 2 * dt
   strided = models.build(model_config, model.info)

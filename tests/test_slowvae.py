@@ -197,7 +197,7 @@ def test_load_sprites_pairs_are_deterministic_and_follow_the_transitions():
   uniform, _, uniform_info = datasets.load_sprites(config)
   changed = np.sum(uniform["factors"][:, 0] != uniform["factors"][:, 1], axis=1)
   assert changed.min() >= 1 and changed.max() <= 4
-  assert info["transitions"] == "laplace" and uniform_info["transitions"] == "uniform"
+  assert info.transitions == "laplace" and uniform_info.transitions == "uniform"
   config.k = 2  # the reference's --data-k: exactly k factors change; k <= 0 draws it
   np.testing.assert_array_equal(np.sum(np.diff(datasets.load_sprites(config)[0]["factors"], axis=1)
                                        != 0, axis=(1, 2)), 2)
@@ -206,10 +206,11 @@ def test_load_sprites_pairs_are_deterministic_and_follow_the_transitions():
   for alias, name in (("loc", "uniform"), ("uni", "uniform"), ("lap", "laplace")):
     config.transitions = alias
     aliased, _, aliased_info = datasets.load_sprites(config)
-    assert aliased_info["transitions"] == name
+    assert aliased_info.transitions == name
     np.testing.assert_array_equal(aliased["frames"], (uniform if name == "uniform" else train_a)[
         "frames"])
-  assert info["image_shape"] == (64, 64, 1) and info["factor_names"] == sprites.FACTOR_NAMES
+  assert info.image_shape == (64, 64, 1) and info.factor_names == sprites.FACTOR_NAMES
+  assert info.num_frames == 2 and info.dt is None  # pairs; no time step
   config.transitions = "brownian"
   with pytest.raises(ValueError, match="transitions"):
     datasets.load_sprites(config)

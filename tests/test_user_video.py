@@ -203,7 +203,7 @@ def test_grain_and_tfds_path_gives_the_in_memory_batches_resumes_and_shards(tmp_
   train, test, info = datasets.load(ConfigDict(dict(name="tfds", dataset="physics_spring/tiny",
                                                     data_dir=str(tmp_path))))
   assert len(train) == 12 and test["frames"].shape == (4, 4, 16, 16, 1)
-  again = physics.resimulate(info["test_clips"])
+  again = physics.resimulate(info.test_clips)
   np.testing.assert_array_equal(again.frames, test["frames"])
 
 

@@ -253,7 +253,7 @@ class SupervisedControl:
 
   def __init__(self, model_config, data_info):
     self.config = model_config
-    self.num_factors = len(data_info["factor_names"])
+    self.num_factors = len(data_info.factor_names)
     self.network = networks.SupervisedEncoder(num_outputs=self.num_factors)
 
   def init(self, rng, batch):
@@ -288,8 +288,8 @@ class DynamicsVAE:
 
   def __init__(self, model_config, data_info):
     self.config = model_config
-    self.image_shape = tuple(data_info["image_shape"])
-    self.num_frames = data_info.get("num_frames")
+    self.image_shape = data_info.image_shape
+    self.num_frames = data_info.num_frames
     self.latent_dim = int(model_config.latent_dim)
     self.dynamics = model_config.dynamics
     self.gamma = float(model_config.gamma)

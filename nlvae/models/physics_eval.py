@@ -250,7 +250,7 @@ def _clip_subset(clips: physics.Clips, n: int) -> physics.Clips:
 def evaluate(model, params, data, workdir, rng, num_counterfactual_clips: int = 8) -> dict:
   """Scores, counterfactuals, figures and videos; see the module docstring.
 
-  data["info"]["test_clips"] is the procedural Clips of the test split (re-simulated for true
+  data["info"].test_clips is the procedural Clips of the test split (re-simulated for true
   counterfactuals) or None (user video: counterfactuals are the model's alone, and the latent is
   scored only where data["test"] has a "latent" truth array).
   """
@@ -259,7 +259,7 @@ def evaluate(model, params, data, workdir, rng, num_counterfactual_clips: int = 
   (workdir / "figures").mkdir(exist_ok=True)
   (workdir / "videos").mkdir(exist_ok=True)
   info, test = data["info"], data["test"]
-  system, clips = info["system"], info.get("test_clips")
+  system, clips = info.system, info.test_clips
   truth = test.get("latent")
   means, _ = _encode_all(model, params, test["frames"])
   physical = means[..., :model.num_physical]
@@ -268,10 +268,10 @@ def evaluate(model, params, data, workdir, rng, num_counterfactual_clips: int = 
   scale = 1.0  # physical units per latent unit
   if model.config.calibrate_scale and system != "pulsar":
     train_means, _ = _encode_all(model, params, data["train"]["frames"][:512])
-    stride = calibration_stride(float(info["dt"]), train_means.shape[1], prior.order)
-    step_prior = model.build_prior(float(info["dt"]) * stride, params)
+    stride = calibration_stride(float(info.dt), train_means.shape[1], prior.order)
+    step_prior = model.build_prior(float(info.dt) * stride, params)
     scale, _, _ = physical_scale(step_prior, train_means[..., :model.num_physical], stride,
-                                 predict=shooting_predictor(step_prior, float(info["dt"]) * stride))
+                                 predict=shooting_predictor(step_prior, float(info.dt) * stride))
     physical = physical * scale
   if system == "pulsar":  # the phase through the prior; the encoder's own u is scored as well
     encoder_physical = physical
@@ -294,11 +294,11 @@ def evaluate(model, params, data, workdir, rng, num_counterfactual_clips: int = 
   if "prior_log_noise_scale" in params:
     results["params/noise_scale"] = float(np.mean(prior.noise_scale))
 
-  if "video" in info:
-    results.update({"data/dt": float(info["dt"]), "data/num_test_clips": len(test["frames"]),
+  if info.video is not None:
+    results.update({"data/dt": float(info.dt), "data/num_test_clips": len(test["frames"]),
                     "data/num_train_clips": len(data["train"]["frames"]),
-                    "data/num_videos": len(info["video"]["videos"]),
-                    "data/num_skipped": len(info["video"]["skipped"])})
+                    "data/num_videos": len(info.video.videos),
+                    "data/num_skipped": len(info.video.skipped)})
   n = min(num_counterfactual_clips, len(test["frames"]))
   histories = physical[:n, :prior.order]
   num_frames = test["frames"].shape[1]
@@ -340,14 +340,14 @@ def evaluate(model, params, data, workdir, rng, num_counterfactual_clips: int = 
     rows = [video.labelled_side_by_side([p[i] for p in panels], labels, scale=3)
             for i in range(min(4, n))]
     evaluation.write_video(workdir / "videos" / f"{name}.gif", np.concatenate(rows, axis=1),
-                           fps=min(25.0, 1.0 / float(info["dt"])))
+                           fps=min(25.0, 1.0 / float(info.dt)))
     if first_cf is None:
       first_cf = (name, cf_prior, histories * amplitude)
 
   _plot_latent_space(workdir / "figures" / "latent_space.png", model, prior, physical, histories,
-                     first_cf, num_frames, float(info["dt"]))
+                     first_cf, num_frames, float(info.dt))
   _plot_latent_trajectories(workdir / "figures" / "latent_trajectories.png", physical,
-                            truth, (slope, intercept), float(info["dt"]),
+                            truth, (slope, intercept), float(info.dt),
                             physics.LATENTS[system])
   evaluation.plot_training_curves(workdir)
   recon = np.asarray(evaluation.mean_image(model, model.decode(params,

@@ -75,7 +75,7 @@ class PhysicsVAE:
   def __init__(self, model_config, data_info):
     self.config = model_config
     self.info = data_info
-    dt = float(data_info["dt"])
+    dt = float(data_info.dt)
     self.prior = build_prior(model_config, dt)
     # The KL's prior steps over `prior_stride` frames (interleaved chains z_s, z_{s+k}, ...): at
     # high frame rates one frame's physics (~dt^2 a) drowns in the encoder's noise, and the
@@ -104,7 +104,7 @@ class PhysicsVAE:
     else:
       raise ValueError("model.encoder must be 'conv' or 'keypoints', got "
                        f"{model_config.encoder!r}")
-    self.decoder = networks.Decoder(image_shape=tuple(data_info["image_shape"]),
+    self.decoder = networks.Decoder(image_shape=data_info.image_shape,
                                     features=tuple(model_config.decoder_features),
                                     kernel_size=4, hidden=model_config.hidden)
 

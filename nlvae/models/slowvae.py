@@ -258,14 +258,14 @@ class BetaVAE:
     self.config = model_config
     self.latent_dim = int(model_config.latent_dim)
     self.beta = float(model_config.beta)
-    height, width, channels = data_info["image_shape"]
+    height, width, channels = data_info.image_shape
     if height != width:
       raise ValueError(f"{type(self).__name__} needs square images, got "
-                       f"{data_info['image_shape']}.")
+                       f"{data_info.image_shape}.")
     self.encoder = networks.slowvae_encoder(self.latent_dim)
     self.decoder = networks.slowvae_decoder(channels, height,
                                             model_config.upsample)
-    self.ground_truth = data_info.get("ground_truth")
+    self.ground_truth = data_info.ground_truth
     self.eval_scale = model_config.eval_scale
     if self.eval_scale not in SAMPLE_SIZES:
       raise ValueError(f"model.eval_scale must be one of {sorted(SAMPLE_SIZES)}, got "
@@ -290,7 +290,7 @@ class BetaVAE:
 
   def evaluate(self, params: dict, data: dict, workdir, rng: jax.Array) -> dict:
     """Test-split loss terms, disentanglement metrics (only when data_info has a
-    "ground_truth" sampler) and the traversal GIF of the first frames of the first test examples
+    ground_truth sampler) and the traversal GIF of the first frames of the first test examples
     (module docstring)."""
     start = time.perf_counter()
     test_rng, metrics_rng = jax.random.split(rng)
