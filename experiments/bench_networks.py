@@ -71,7 +71,7 @@ def forward_flops(encoder: networks.Encoder, decoder: networks.Decoder, batch: i
   if encoder.hidden is not None:
     macs += flat * encoder.hidden
     flat = encoder.hidden
-  macs += flat * 2 * encoder.num_components * encoder.latent_dim
+  macs += flat * 2 * encoder.latent_dim
   side = height // 2**len(decoder.features)
   if decoder.hidden is not None:
     macs += encoder.latent_dim * decoder.hidden + decoder.hidden * side * side * decoder.features[0]
@@ -185,7 +185,7 @@ def vae_loss(encoder, decoder, params, images, noise):
   images float32 [B, H, W, C] in {0, 1}; noise float32 [B, D] (the reparameterisation draws).
   """
   posterior = encoder.apply(params['encoder'], images)
-  mean, log_var = posterior.mean[:, 0], posterior.log_var[:, 0]
+  mean, log_var = posterior.mean, posterior.log_var
   latents = mean + jnp.exp(0.5 * log_var) * noise
   logits = decoder.apply(params['decoder'], latents)
   reconstruction = jnp.sum(optax.sigmoid_binary_cross_entropy(logits, images), axis=(1, 2, 3))

@@ -44,14 +44,9 @@ DOWNSAMPLE_METHODS = ('space_to_depth', 'strided')
 
 
 class Posterior(NamedTuple):
-  """A K-component Gaussian-mixture posterior, diagonal covariances.
-
-  mean, log_var: float32 ``[..., K, D]``; logits: float32 ``[..., K]`` mixture-weight logits
-  (zeros when K = 1).
-  """
+  """A diagonal Gaussian posterior N(mean, diag exp(log_var)): mean, log_var float32 ``[..., D]``."""
   mean: jax.Array
   log_var: jax.Array
-  logits: jax.Array
 
 
 def num_params(params: Any) -> int:
@@ -258,34 +253,31 @@ class ConvTrunk(nn.Module):
 
 
 class Encoder(nn.Module):
-  """Conv encoder: frames ``[..., H, W, C]`` in [0, 1] -> ``Posterior`` with ``[..., K, D]`` moments.
+  """Conv encoder: frames ``[..., H, W, C]`` in [0, 1] -> ``Posterior`` with ``[..., D]`` moments.
 
   latent_dim: D. features, kernel_size, hidden: see ``ConvTrunk`` (SlowVAE: (32, 32, 64, 64), 4,
-  256; disentangled-dynamics: (32, 32, 64, 64), 3, None). num_components: K, the number of mixture
-  components of the posterior; K = 1 gives a Gaussian (logits zeros, no logit layer).
-  ``log_var`` is the raw linear output. downsample: 'space_to_depth' (``SpaceToDepthConv``, fast on
+  256; disentangled-dynamics: (32, 32, 64, 64), 3, None). One linear layer ``moments`` gives
+  2 D outputs: the mean (the first D) and ``log_var`` (the raw linear output, the next D). downsample: 'space_to_depth' (``SpaceToDepthConv``, fast on
   CPU) or 'strided' (``nn.Conv``, for comparison): same parameters, same function.
   """
   latent_dim: int
   features: Sequence[int] = (32, 32, 64, 64)
   kernel_size: int = 4
   hidden: int | None = 256
-  num_components: int = 1
   downsample: str = 'space_to_depth'
 
   @nn.compact
   def __call__(self, images: jax.Array) -> Posterior:
-    if self.num_components < 1:
-      raise ValueError(f'num_components must be >= 1, got {self.num_components}.')
     x, lead = _flatten_batch(images, 3)
     h = ConvTrunk(self.features, self.kernel_size, self.hidden, self.downsample, name='trunk')(x)
-    k, d = self.num_components, self.latent_dim
-    moments = nn.Dense(2 * k * d, name='moments')(h).reshape(lead + (k, 2, d))
-    if k == 1:
-      logits = jnp.zeros(lead + (1,), h.dtype)
-    else:
-      logits = nn.Dense(k, name='logits')(h).reshape(lead + (k,))
-    return Posterior(mean=moments[..., 0, :], log_var=moments[..., 1, :], logits=logits)
+    return _posterior(nn.Dense(2 * self.latent_dim, name='moments')(h), lead)
+
+
+def _posterior(moments: jax.Array, lead: tuple[int, ...]) -> Posterior:
+  """The moments layer's output [N, 2 D] (mean, then log-variance) -> Posterior [*lead, D]."""
+  mean, log_var = jnp.split(moments, 2, axis=-1)
+  return Posterior(mean=mean.reshape(lead + mean.shape[-1:]),
+                   log_var=log_var.reshape(lead + log_var.shape[-1:]))
 
 
 def spatial_softmax(feature_maps: jax.Array, log_temperature: jax.Array) -> jax.Array:
@@ -302,12 +294,12 @@ def spatial_softmax(feature_maps: jax.Array, log_temperature: jax.Array) -> jax.
 
 
 class KeypointEncoder(nn.Module):
-  """Spatial-softmax (keypoint) encoder: frames ``[..., H, W, C]`` -> ``Posterior`` (K = 1).
+  """Spatial-softmax (keypoint) encoder: frames ``[..., H, W, C]`` -> ``Posterior``.
 
   3x3 convs (``features`` channels, ReLU; ``strides`` per layer, default the first 1 and the rest
   2; stride-2 layers are ``SpaceToDepthConv``: the same function as ``nn.Conv``), a 1x1 conv to
   ``num_keypoints`` maps, ``spatial_softmax`` -> the expected (x, y) of each map, then an MLP
-  (``hidden`` units) to the posterior mean and log-variance ``[..., 1, D]``. Because its features
+  (``hidden`` units) to the posterior mean and log-variance ``[..., D]``. Because its features
   are object coordinates, the latent starts as a smooth, low-order function of where the objects
   are (Finn et al. 2016, "Deep spatial autoencoders"), not of individual pixels: with a temporal
   prior this avoids the folded codes a pixel-level encoder tends to find for objects that move
@@ -335,9 +327,7 @@ class KeypointEncoder(nn.Module):
     log_temperature = self.param('log_temperature', nn.initializers.zeros_init(), ())
     h = spatial_softmax(maps, log_temperature)
     h = nn.relu(nn.Dense(self.hidden, name='hidden')(h))
-    moments = nn.Dense(2 * self.latent_dim, name='moments')(h).reshape(lead + (1, 2, self.latent_dim))
-    return Posterior(mean=moments[..., 0, :], log_var=moments[..., 1, :],
-                     logits=jnp.zeros(lead + (1,), h.dtype))
+    return _posterior(nn.Dense(2 * self.latent_dim, name='moments')(h), lead)
 
 
 class SupervisedEncoder(nn.Module):
@@ -408,9 +398,9 @@ class Decoder(nn.Module):
     return x.reshape(lead + (height, width, channels))
 
 
-def slowvae_encoder(latent_dim: int = 10, num_components: int = 1) -> Encoder:
+def slowvae_encoder(latent_dim: int = 10) -> Encoder:
   """SlowVAE encoder (4x4 stride-2 convs 32, 32, 64, 64; hidden 256)."""
-  return Encoder(latent_dim, (32, 32, 64, 64), 4, 256, num_components)
+  return Encoder(latent_dim, (32, 32, 64, 64), 4, 256)
 
 
 def slowvae_decoder(out_channels: int = 1, image_size: int = 64,
@@ -419,9 +409,9 @@ def slowvae_decoder(out_channels: int = 1, image_size: int = 64,
   return Decoder((image_size, image_size, out_channels), (64, 64, 32, 32), 4, 256, upsample)
 
 
-def dynamics_encoder(latent_dim: int, num_components: int = 1) -> Encoder:
+def dynamics_encoder(latent_dim: int) -> Encoder:
   """disentangled-dynamics beta-VAE encoder (3x3 stride-2 convs 32, 32, 64, 64, no hidden)."""
-  return Encoder(latent_dim, (32, 32, 64, 64), 3, None, num_components)
+  return Encoder(latent_dim, (32, 32, 64, 64), 3, None)
 
 
 def dynamics_decoder(out_channels: int = 1, image_size: int = 32) -> Decoder:

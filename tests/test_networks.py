@@ -147,8 +147,6 @@ def test_bad_arguments_raise():
                   match='kernel_size - 2 \\* padding == stride')
   _raises_on_init(networks.SubPixelConvTranspose(3, 4, 1, 4), maps, match='padding 4')
   _raises_on_init(networks.slowvae_encoder(), jnp.zeros((1, 40, 40, 1)), match='multiple of 2\\*\\*4')
-  _raises_on_init(networks.slowvae_encoder(5, num_components=0), jnp.zeros((1, 64, 64, 1)),
-                  match='num_components')
   _raises_on_init(networks.Decoder(image_shape=(32, 64, 1)), latents, match='square')
   _raises_on_init(networks.Decoder(kernel_size=3), latents, match='kernel_size must be even')
   _raises_on_init(networks.slowvae_decoder(upsample='nearest'), latents, match='upsample')
@@ -195,32 +193,38 @@ def test_encoder_decoder_shapes(size, channels):
   images = _uniform(0, (2, 3, size, size, channels))  # [B, T, H, W, C]
   enc_params = _init(encoder, images, seed=1)
   posterior = _apply(encoder, enc_params, images)
-  assert posterior.mean.shape == posterior.log_var.shape == (2, 3, 1, 6)
-  np.testing.assert_array_equal(posterior.logits, np.zeros((2, 3, 1)))
+  assert posterior.mean.shape == posterior.log_var.shape == (2, 3, 6)
+  assert posterior._fields == ('mean', 'log_var')
   # The hidden kernel covers the final map: 4x4 for 64x64 images, 2x2 for 32x32.
   side = size // 16
   assert enc_params['params']['trunk']['hidden']['kernel'].shape == (side, side, 64, 256)
-  dec_params = _init(decoder, posterior.mean[..., 0, :], seed=2)
+  dec_params = _init(decoder, posterior.mean, seed=2)
   assert dec_params['params']['expand']['kernel'].shape == (side, side, 256, 64)
-  assert _apply(decoder, dec_params, posterior.mean[..., 0, :]).shape == (2, 3, size, size, channels)
+  assert _apply(decoder, dec_params, posterior.mean).shape == (2, 3, size, size, channels)
   # Leading axes are only batch axes: frame (1, 2) alone gives the same result.
   single = _apply(encoder, enc_params, images[1, 2])
-  np.testing.assert_allclose(single.mean[0], posterior.mean[1, 2, 0], rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(single.mean, posterior.mean[1, 2], rtol=1e-5, atol=1e-6)
 
 
-def test_mixture_posterior_head():
-  encoder = networks.slowvae_encoder(latent_dim=5, num_components=3)
+def test_posterior_head_is_one_linear_layer_mean_then_log_variance():
+  encoder = networks.slowvae_encoder(latent_dim=5)
   images = _uniform(0, (4, 64, 64, 1))
   params = _init(encoder, images, seed=1)
   posterior = _apply(encoder, params, images)
   assert isinstance(posterior, networks.Posterior)
-  assert posterior.mean.shape == posterior.log_var.shape == (4, 3, 5)
-  assert posterior.logits.shape == (4, 3)
-  assert params['params']['moments']['kernel'].shape == (256, 30)
-  assert params['params']['logits']['kernel'].shape == (256, 3)
-  # Components and images differ (a head that broadcast one component would fail this).
-  assert float(jnp.min(jnp.std(posterior.mean, axis=1))) > 0
-  assert float(jnp.min(jnp.std(posterior.logits, axis=0))) > 0
+  assert posterior.mean.shape == posterior.log_var.shape == (4, 5)
+  assert set(params['params']) == {'trunk', 'moments'}
+  head = params['params']['moments']
+  assert head['kernel'].shape == (256, 10)
+  # The head by hand, on the trunk's features: the first D outputs are the mean, the next D the
+  # log-variance.
+  trunk = networks.ConvTrunk((32, 32, 64, 64), 4, 256)
+  features = _apply(trunk, {'params': params['params']['trunk']}, images)
+  outputs = features @ head['kernel'] + head['bias']
+  np.testing.assert_allclose(posterior.mean, outputs[:, :5], rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(posterior.log_var, outputs[:, 5:], rtol=1e-5, atol=1e-6)
+  # Images differ (a head that broadcast one image would fail this).
+  assert float(jnp.min(jnp.std(posterior.mean, axis=0))) > 0
 
 
 def test_decoder_upsample_methods_compute_the_same_function():
@@ -245,10 +249,10 @@ def test_dynamics_and_supervised_networks():
 
   encoder, decoder = networks.dynamics_encoder(8), networks.dynamics_decoder(1, 32)
   posterior = _apply(encoder, _init(encoder, images, seed=2), images)
-  assert posterior.mean.shape == (5, 1, 8)
-  dec_params = _init(decoder, posterior.mean[:, 0], seed=3)
+  assert posterior.mean.shape == (5, 8)
+  dec_params = _init(decoder, posterior.mean, seed=3)
   assert dec_params['params']['project']['kernel'].shape == (8, 2 * 2 * 64)
-  assert _apply(decoder, dec_params, posterior.mean[:, 0]).shape == (5, 32, 32, 1)
+  assert _apply(decoder, dec_params, posterior.mean).shape == (5, 32, 32, 1)
 
 
 def test_jit_traces_once_per_shape():
@@ -261,7 +265,7 @@ def test_jit_traces_once_per_shape():
   @jax.jit
   def reconstruction_loss(params, images):
     traces.append(images.shape)  # a Python side effect: runs only while tracing
-    mean = encoder.apply(params['encoder'], images).mean[:, 0]
+    mean = encoder.apply(params['encoder'], images).mean
     logits = decoder.apply(params['decoder'], mean)
     return jnp.mean(jnp.sum(optax.sigmoid_binary_cross_entropy(logits, images), axis=(1, 2, 3)))
 
@@ -286,8 +290,7 @@ def test_spatial_softmax_finds_the_peak_and_keypoint_encoder_shapes():
   images = jnp.zeros((2, 6, 32, 32, 1)).at[..., 10, 8, 0].set(1.0)
   params = encoder.init(jax.random.PRNGKey(0), images)
   posterior = encoder.apply(params, images)
-  assert posterior.mean.shape == posterior.log_var.shape == (2, 6, 1, 3)
-  assert posterior.logits.shape == (2, 6, 1)
+  assert posterior.mean.shape == posterior.log_var.shape == (2, 6, 3)
 
 
 def test_keypoint_encoder_strides_choose_where_the_map_halves():
@@ -300,7 +303,7 @@ def test_keypoint_encoder_strides_choose_where_the_map_halves():
   assert (jax.tree_util.tree_map(jnp.shape, params)
           == jax.tree_util.tree_map(jnp.shape, _init(first, images, seed=1)))
   a, b = default.apply(params, images), first.apply(params, images)
-  assert a.mean.shape == b.mean.shape == (3, 1, 2)
+  assert a.mean.shape == b.mean.shape == (3, 2)
   assert not np.allclose(a.mean, b.mean)
   _raises_on_init(default.clone(strides=(2,)), images, match='one per layer')
   _raises_on_init(default.clone(strides=(3, 1)), images, match='strides must be 1 or 2')

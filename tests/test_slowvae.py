@@ -167,7 +167,7 @@ def test_model_loss_through_the_networks():
     loss = model.loss(params, {"frames": frames}, key)[0]
     images = frames / 255.0
     posterior = model.encoder.apply(params["encoder"], images)
-    mean, log_var = posterior.mean[..., 0, :], posterior.log_var[..., 0, :]
+    mean, log_var = posterior.mean, posterior.log_var
     z = mean + jnp.exp(0.5 * log_var) * jax.random.normal(key, mean.shape)
     return loss, (model.decoder.apply(params["decoder"], z), images, mean, log_var)
 

@@ -328,7 +328,7 @@ class DynamicsVAE:
   def encode(self, params, frames):
     """frames [..., H, W, C] -> encoder mean, log-variance [..., D]."""
     posterior = self.encoder.apply(params["encoder"], frames)
-    return posterior.mean[..., 0, :], posterior.log_var[..., 0, :]
+    return posterior.mean, posterior.log_var
 
   def decode(self, params, z):
     """z [..., D] -> decoder output [..., H, W, C]: logits (bernoulli) or means in [0, 1] (mse)."""

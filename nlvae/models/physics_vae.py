@@ -130,9 +130,8 @@ class PhysicsVAE:
     posterior = self.encoder.apply(params["encoder"],
                                    context_stack(frames, self.config.context_frames))
     # The shift sets the posterior's starting variance (the network's output starts near 0).
-    log_var = jnp.clip(posterior.log_var[..., 0, :] + self.config.posterior_log_var_shift,
-                       -14.0, 6.0)
-    return posterior.mean[..., 0, :], log_var
+    log_var = jnp.clip(posterior.log_var + self.config.posterior_log_var_shift, -14.0, 6.0)
+    return posterior.mean, log_var
 
   def decode(self, params, z):
     """z [..., D] -> the likelihood's parameter [..., H, W, C]: Bernoulli logits, or the

@@ -230,7 +230,7 @@ def init_networks(encoder: networks.Encoder, decoder: networks.Decoder, rng: jax
 @functools.partial(jax.jit, static_argnums=0)
 def encoder_mean(encoder: networks.Encoder, params, images: jax.Array) -> jax.Array:
   """Posterior means float32 [..., D] of images float32 [..., H, W, C]."""
-  return encoder.apply(params, images).mean[..., 0, :]
+  return encoder.apply(params, images).mean
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -319,7 +319,7 @@ class BetaVAE:
   def encode(self, params: dict, images: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Posterior moments (mean, log_var), float32 [..., D] each, of images float32 [..., H, W, C]."""
     posterior = self.encoder.apply(params["encoder"], images)
-    return posterior.mean[..., 0, :], posterior.log_var[..., 0, :]
+    return posterior.mean, posterior.log_var
 
   def decode(self, params: dict, z: jax.Array) -> jax.Array:
     """Bernoulli logits [..., H, W, C] of latents z [..., D]."""
