@@ -13,6 +13,13 @@ eval.json keys (all floats unless noted):
                             scale and sign: pendulum, falling)
   latent/angle_error_rad    pendulum only: RMSE of +-latent against the true angle (no fit: the
                             prior fixes scale and zero), the better sign
+  latent/physical_scale     with model.calibrate_scale: physical units per latent unit that the
+                            physics pins (physical_scale; falling: free_fall_map's slope)
+  latent/physical_map       (a list) falling: [centre, c_1, c_2, c_3] of the height's map
+                            x = sum_k c_k (z - centre)^k that free fall pins (free_fall_map)
+  latent/inferred_abs_pearson_r, latent/inferred_r2, latent/inferred_slope   falling: the same
+                            scores for the height inferred through the prior (free_fall_smoothed:
+                            each clip's free fall fitted robustly to its mapped latent)
   params/<name>, params/<name>_true   learned physical parameters and the truth (mean over clips)
   params/noise_scale        the learned process-noise scale (with model.prior.learn_noise_scale)
   intervention/<name>/pixel_mse_counterfactual   MSE of the model's counterfactual video vs the true
@@ -32,6 +39,7 @@ Videos: videos/<intervention>.gif, labelled: original | model counterfactual | t
 """
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 
 import jax
@@ -113,7 +121,7 @@ def _prior_intervention(model, prior: priors.ANMPrior, spec: dict) -> tuple[prio
 
 
 def _rollout_frames(model, params, prior, histories: np.ndarray, num_frames: int,
-                    brightness_map=None, latent_scale: float = 1.0):
+                    brightness_map=None, latent_map: "LatentMap | None" = None):
   """Noise-free prior rollouts from histories [N, P, Dp], decoded: (latents [N,T,Dp], frames).
 
   brightness_map: pulsar only, (scale [N], offset [N]) from the prior's brightness to the
@@ -121,7 +129,8 @@ def _rollout_frames(model, params, prior, histories: np.ndarray, num_frames: int
   """
   steps = num_frames - prior.order
   latents = jax.vmap(lambda h: priors.rollout(prior, h, steps).mean)(jnp.asarray(histories))
-  decoded = latents / latent_scale  # physical units -> the decoder's latent units
+  latent_map = latent_map or LatentMap()
+  decoded = jnp.asarray(latent_map.to_latent(np.asarray(latents)))  # -> the decoder's units
   if brightness_map is not None:
     scale, offset = (jnp.asarray(x)[:, None] for x in brightness_map)
     decoded = latents.at[..., 2].set(scale * latents[..., 2] + offset)
@@ -216,6 +225,132 @@ def shooting_predictor(prior: priors.ANMPrior, step: float, substeps: int = 8):
   return predict
 
 
+def tukey_least_squares(design: np.ndarray, target: np.ndarray, iterations: int = 10,
+                        tuning: float = 4.685, start: np.ndarray | None = None
+                        ) -> tuple[np.ndarray, np.ndarray]:
+  """Least squares made robust by iteratively reweighting with Tukey's biweight (residuals beyond
+  `tuning` robust standard deviations, 1.4826 x the median absolute residual, get weight 0).
+
+  design [M, K], target [M], start: coefficients [K] to begin from (default: least squares) ->
+  (coefficients [K], final weights [M]).
+  """
+  weights, coefficients = np.ones(len(target)), start
+  for _ in range(iterations):
+    if coefficients is None:
+      root = np.sqrt(weights)
+      coefficients = np.linalg.lstsq(design * root[:, None], target * root, rcond=None)[0]
+    residual = target - design @ coefficients
+    spread = 1.4826 * np.median(np.abs(residual)) + 1e-9 * (np.abs(target).max() + 1e-30)
+    u = residual / (tuning * spread)
+    weights, coefficients = np.where(np.abs(u) < 1, (1 - u**2)**2, 0.0), None
+  root = np.sqrt(weights)
+  coefficients = np.linalg.lstsq(design * root[:, None], target * root, rcond=None)[0]
+  return coefficients, weights
+
+
+def _free_fall_design(num_clips: int, num_frames: int, dt: float) -> np.ndarray:
+  """Columns of each clip's release height and velocity: [N * T, 2 N] (block diagonal)."""
+  t = np.arange(num_frames) * dt
+  blocks = np.zeros((num_clips, num_frames, num_clips, 2))
+  blocks[np.arange(num_clips), :, np.arange(num_clips), 0] = 1.0
+  blocks[np.arange(num_clips), :, np.arange(num_clips), 1] = t
+  return blocks.reshape(num_clips * num_frames, 2 * num_clips)
+
+
+@dataclasses.dataclass(frozen=True)
+class LatentMap:
+  """Physical units from the decoder's latent units: x = sum_k coefficients[k-1] (z - centre)^k
+  (the offset is left to the affine fit of the scores; degree 1 is the scale of physical_scale).
+
+  A map of higher degree is fitted where it is monotone: on [low, high], the fitted latents'
+  range widened by half of it either way; it is inverted there by interpolation (clamped beyond)
+  to decode the prior's physical rollouts.
+  """
+  coefficients: tuple[float, ...] = (1.0,)
+  centre: float = 0.0
+  low: float = -1.0
+  high: float = 1.0
+
+  def to_physical(self, z: np.ndarray) -> np.ndarray:
+    u = np.asarray(z, np.float64) - self.centre
+    return sum(c * u**(k + 1) for k, c in enumerate(self.coefficients)).astype(np.float32)
+
+  def to_latent(self, x: np.ndarray) -> np.ndarray:
+    if len(self.coefficients) == 1:
+      return (np.asarray(x, np.float64) / self.coefficients[0] + self.centre).astype(np.float32)
+    grid = np.linspace(self.low, self.high, 1025)
+    values = self.to_physical(grid).astype(np.float64)
+    if values[-1] < values[0]:
+      grid, values = grid[::-1], values[::-1]
+    return np.interp(np.asarray(x, np.float64), values, grid).astype(np.float32)
+
+  @property
+  def scale(self) -> float:
+    """d(physical) / d(latent) at the centre."""
+    return float(self.coefficients[0])
+
+  def is_monotone(self) -> bool:
+    slopes = np.diff(self.to_physical(np.linspace(self.low, self.high, 1025)).astype(np.float64))
+    return bool(np.all(slopes > 0) or np.all(slopes < 0))
+
+
+FREE_FALL_MAP_DEGREE = 3  # enough for a perspective camera's projective map of the height
+
+
+def free_fall_map(latents: np.ndarray, dt: float, g: float,
+                  degree: int = FREE_FALL_MAP_DEGREE) -> tuple[LatentMap, np.ndarray]:
+  """The map from a falling object's latent to its height that free fall pins: the polynomial
+  phi (no constant) for which phi(z_it) = h_i + u_i t - g t^2 / 2 holds best over the clips, with
+  each clip's release height h_i and velocity u_i fitted too. Linear least squares, robust to
+  frames where the object is hidden or misread (tukey_least_squares).
+
+  The ELBO leaves the latent's coordinate nearly free at the encoder's precision (physical_scale
+  explains the scale); with perspective, shading and a keypoint encoder, the learned coordinate
+  is a smooth warp of the height as well (a linear fit leaves curved residuals of 0.1-0.5 m). The
+  constant acceleration pins the whole map, not only its slope. Falls back to degree 1 where the
+  fit is not monotone on the latents' range.
+
+  Args:
+    latents: [N, T] (the decoder's units) of training clips; dt: seconds per frame; g: m/s^2.
+  Returns:
+    (the map, the weights [N, T] of the frames in the fit).
+  """
+  z = np.asarray(latents, np.float64)
+  num_clips, num_frames = z.shape
+  t = np.arange(num_frames) * dt
+  centre, span = float(z.mean()), float(z.max() - z.min())
+  clips = _free_fall_design(num_clips, num_frames, dt)
+  target = np.tile(-0.5 * g * t**2, num_clips)
+  for d in range(degree, 0, -1):
+    powers = np.stack([(z.ravel() - centre)**(k + 1) for k in range(d)], axis=1)
+    solution, weights = tukey_least_squares(np.concatenate([powers, -clips], axis=1), target)
+    latent_map = LatentMap(tuple(float(c) for c in solution[:d]), centre,
+                           float(z.min()) - 0.5 * span, float(z.max()) + 0.5 * span)
+    if latent_map.is_monotone():
+      return latent_map, weights.reshape(num_clips, num_frames)
+  raise AssertionError("unreachable: a degree-1 map is monotone")
+
+
+def free_fall_smoothed(heights: np.ndarray, dt: float, g: float) -> np.ndarray:
+  """The heights [N, T] inferred through the prior: each clip's free-fall trajectory
+  h + u t - g t^2 / 2 fitted robustly to it (tukey_least_squares from a least-median-of-squares
+  start, per clip), so frames where the object was hidden or misread, up to half of a clip's,
+  take the height the other frames imply."""
+  heights = np.asarray(heights, np.float64)
+  t = np.arange(heights.shape[1]) * dt
+  design = np.stack([np.ones_like(t), t], axis=1)
+  first, second = np.triu_indices(len(t), 1)
+  smoothed = []
+  for h in heights + 0.5 * g * t**2:  # a line in t, to be fitted through the frames seen
+    # Least median of squares over the lines through every pair of frames: a start that a
+    # minority of misread frames (up to half) cannot pull away.
+    slopes = (h[second] - h[first]) / (t[second] - t[first])
+    lines = np.stack([h[first] - slopes * t[first], slopes], axis=1)  # [pairs, 2]
+    start = lines[np.argmin(np.median(np.abs(h[None] - lines @ design.T), axis=1))]
+    smoothed.append(design @ tukey_least_squares(design, h, start=start)[0] - 0.5 * g * t**2)
+  return np.asarray(smoothed, np.float32)
+
+
 CALIBRATION_TIME_STEP = 0.3  # seconds per prior step of the scale's profile
 
 
@@ -265,14 +400,20 @@ def evaluate(model, params, data, workdir, rng, num_counterfactual_clips: int = 
   physical = means[..., :model.num_physical]
   prior = model.current_prior(params)
   results, brightness_map, (slope, intercept) = {}, None, (1.0, 0.0)
-  scale = 1.0  # physical units per latent unit
+  latent_map = LatentMap()  # physical units from latent units
   if model.config.calibrate_scale and system != "pulsar":
     train_means, _ = _encode_all(model, params, data["train"]["frames"][:512])
-    stride = calibration_stride(float(info.dt), train_means.shape[1], prior.order)
-    step_prior = model.build_prior(float(info.dt) * stride, params)
-    scale, _, _ = physical_scale(step_prior, train_means[..., :model.num_physical], stride,
-                                 predict=shooting_predictor(step_prior, float(info.dt) * stride))
-    physical = physical * scale
+    train_means = train_means[..., :model.num_physical]
+    if system == "falling" and "g" not in params["prior"] and float(prior.params["drag"]) == 0:
+      latent_map, _ = free_fall_map(train_means[..., -1], float(info.dt),
+                                    float(prior.params["g"]))
+    else:
+      stride = calibration_stride(float(info.dt), train_means.shape[1], prior.order)
+      step_prior = model.build_prior(float(info.dt) * stride, params)
+      scale, _, _ = physical_scale(step_prior, train_means, stride, predict=shooting_predictor(
+          step_prior, float(info.dt) * stride))
+      latent_map = LatentMap((scale,))
+    physical = latent_map.to_physical(physical)
   if system == "pulsar":  # the phase through the prior; the encoder's own u is scored as well
     encoder_physical = physical
     physical, brightness_map = pulsar_inferred_latents(prior, physical)
@@ -286,7 +427,12 @@ def evaluate(model, params, data, workdir, rng, num_counterfactual_clips: int = 
         physical[..., 2].ravel(), clips.states["brightness"].ravel())[0, 1]))
 
   if model.config.calibrate_scale and system != "pulsar":
-    results["latent/physical_scale"] = scale
+    results["latent/physical_scale"] = latent_map.scale
+    results["latent/physical_map"] = [latent_map.centre, *latent_map.coefficients]
+    if truth is not None and len(latent_map.coefficients) > 1:  # falling: through the prior
+      inferred, _ = latent_scores(system, free_fall_smoothed(
+          physical[..., -1], float(info.dt), float(prior.params["g"]))[..., None], truth)
+      results.update({k.replace("latent/", "latent/inferred_"): v for k, v in inferred.items()})
   for name, value in params["prior"].items():
     results[f"params/{name}"] = float(value)
     if clips is not None and name in clips.params:
@@ -305,7 +451,7 @@ def evaluate(model, params, data, workdir, rng, num_counterfactual_clips: int = 
   if brightness_map is not None:
     brightness_map = tuple(x[:n] for x in brightness_map)
   base_latents, base_frames = _rollout_frames(model, params, prior, histories, num_frames,
-                                              brightness_map, scale)
+                                              brightness_map, latent_map)
   subset = _clip_subset(clips, n) if clips is not None else None
 
   def latent_rmse(latents, target):  # true units; the pulsar's phase error wrapped to [-pi, pi)
@@ -321,7 +467,7 @@ def evaluate(model, params, data, workdir, rng, num_counterfactual_clips: int = 
     spec = dict(spec)
     cf_prior, amplitude = _prior_intervention(model, prior, spec)
     cf_latents, cf_frames = _rollout_frames(model, params, cf_prior, histories * amplitude,
-                                            num_frames, brightness_map, scale)
+                                            num_frames, brightness_map, latent_map)
     key = f"intervention/{name}"
     panels = [originals, video.to_uint8(cf_frames)]
     labels = ["original", f"model: {name}"]
