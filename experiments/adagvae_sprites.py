@@ -17,9 +17,9 @@ at 0.5, which differs only when every delta_j is equal), --config.model.aggregat
 """
 import ml_collections
 
-from experiments import slowvae_sprites
+from experiments.configs import sprites
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  return slowvae_sprites.baseline_config(arg, name="adagvae", beta=1.0, threshold="adaptive",
-                                         aggregation="gvae")
+  return sprites.baseline_config(arg, name="adagvae", beta=1.0, threshold="adaptive",
+                                 aggregation="gvae")

@@ -10,8 +10,8 @@ per-image scaling.
 """
 import ml_collections
 
-from experiments import slowvae_sprites
+from experiments.configs import sprites
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  return slowvae_sprites.baseline_config(arg, name="beta_vae", beta=4.0)
+  return sprites.baseline_config(arg, name="beta_vae", beta=4.0)

@@ -13,15 +13,14 @@ steps: with Adam 1e-3 at beta_norm 0.001 the VAE encodes the blob within ~250 st
 plateau that ignores the circle until ~1,750-2,000 steps (experiments/circles_diagnose.py), so
 fewer steps (the earlier 1,500) never reach the circle.
 """
-from experiments import circles_supervised
-from experiments import common
+from experiments import configs
+from experiments.configs import circles
 
 
 def get_config(arg: str = ""):
-  scale, _ = circles_supervised.parse_arg(arg)
-  return common.base_config(
-      data=circles_supervised.static_data(scale),
+  scale = circles.parse(arg).scale
+  return configs.base_config(
+      data=circles.static_data(scale),
       model=dict(name="dynamics_vae", latent_dim=4, variational=True, beta=0.001,
                  beta_is_normalized=True, likelihood="mse", dynamics="none", gamma=0.0, delay=1),
-      train=circles_supervised.reference_train(scale, quick_steps=3000, tiny_steps=4,
-                                               full_steps=500_000))
+      train=circles.reference_train(scale, quick_steps=3000, tiny_steps=4, full_steps=500_000))

@@ -18,15 +18,15 @@ The reference grid: beta_norm in {0.001, 0.0055, 0.0302, 0.1657, 0.9103, 5}, gam
 frames) a step, Adam 1e-3, 3,000 steps (the circle is learnt after a plateau of ~2,000 steps of
 64 frames on the static task; 800 steps stopped on it).
 """
-from experiments import circles_supervised
-from experiments import common
+from experiments import configs
+from experiments.configs import circles
 
 VARIANTS = ("beta_vae", "linear_prediction", "inertia", "autoencoder_prediction")
 
 
 def get_config(arg: str = ""):
-  scale, variant = circles_supervised.parse_arg(arg, VARIANTS)
-  variant = variant or "beta_vae"
+  variants = circles.parse(arg, VARIANTS)
+  scale, variant = variants.scale, variants.one_of(VARIANTS, "beta_vae")
   sizes = dict(quick=(2048, 128), full=(40_000, 1024), tiny=(32, 8))[scale]
   model = dict(name="dynamics_vae", latent_dim=4, variational=True, beta=0.001,
                beta_is_normalized=True, likelihood="mse", dynamics="none", gamma=0.0, delay=1)
@@ -36,10 +36,9 @@ def get_config(arg: str = ""):
     model.update(dynamics="inertia", gamma=0.5)
   elif variant == "autoencoder_prediction":
     model.update(dynamics="linear_prediction", gamma=1.0, variational=False)
-  train = circles_supervised.reference_train(scale, quick_steps=3000, tiny_steps=4,
-                                             full_steps=50_000)
+  train = circles.reference_train(scale, quick_steps=3000, tiny_steps=4, full_steps=50_000)
   train["batch_size"] = dict(quick=8, full=64, tiny=4)[scale]
-  return common.base_config(
+  return configs.base_config(
       data=dict(name="circles_dynamic", num_train=sizes[0], num_test=sizes[1], seed=0,
                 num_frames=10, min_distance=0.1, gauss_levels=32),
       model=model, train=train)

@@ -2,13 +2,13 @@
 
   python -m experiments.run --config=experiments/falling.py         # quick CPU default
   python -m experiments.run --config=experiments/falling.py:full    # paper-scale, for a GPU
-Variants: see experiments/physics_common.py. The ball moves vertically at the frame centre and the
+Variants: see experiments/configs/physics.py. The ball moves vertically at the frame centre and the
 latent is its height: free fall, whose constant acceleration g fixes the latent's scale (metres);
 the height's zero is set by the first frames' N(0, 1) prior, so the affine fit absorbs it.
 (A 2-D projectile latent is not identifiable this way: height + d * x, x moving uniformly, obeys
 the same prior for every d.)
 """
-from experiments.physics_common import physics_config
+from experiments.configs.physics import physics_config
 
 G = 9.81
 

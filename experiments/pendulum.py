@@ -2,13 +2,13 @@
 
   python -m experiments.run --config=experiments/pendulum.py        # quick CPU default
   python -m experiments.run --config=experiments/pendulum.py:full   # paper-scale, for a GPU
-Variants: see experiments/physics_common.py. The prior's sin(theta) fixes the latent's scale and
+Variants: see experiments/configs/physics.py. The prior's sin(theta) fixes the latent's scale and
 zero, so the angle error is reported in radians (up to sign). Amplitudes reach 1.5 rad (86 deg):
 the period is then 1.19x the small-angle one, which is what pins the scale. Beyond 90 deg the bob's
 horizontal position stops being monotone in the angle and every encoder we tried learned a folded
 code at this scale (README).
 """
-from experiments.physics_common import physics_config
+from experiments.configs.physics import physics_config
 
 LENGTH, G = 0.8, 9.81  # one pendulum in every clip; small-angle period 1.79 s = 21.5 frames
 

@@ -2,14 +2,14 @@
 
   python -m experiments.run --config=experiments/pulsar.py          # quick CPU default
   python -m experiments.run --config=experiments/pulsar.py:full     # paper-scale, for a GPU
-Variants: see experiments/physics_common.py. A single frame shows only the brightness, so the
+Variants: see experiments/configs/physics.py. A single frame shows only the brightness, so the
 encoder sees a window of 7 frames (about one period); the latent is (u_x, u_y, brightness) with
 the phase as the unit vector u. The evaluation infers each clip's phase by smoothing through the
 prior from the encoded brightness (nlvae.priors.pulsar_smoothed_phase) and also scores the
 encoder's own u. The prior's noise on the brightness (0.3) is looser than on u (0.02), so
 that a brightness that does not yet match the (still random) phase costs little KL early on.
 """
-from experiments.physics_common import physics_config
+from experiments.configs.physics import physics_config
 
 PERIOD = 0.0337  # s (the Crab); 7.28 frames at 216 frames/s, not commensurate
 

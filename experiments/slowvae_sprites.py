@@ -46,62 +46,9 @@ subtracted once per pair); the default "symmetric" is the true KL (nlvae/models/
 """
 import ml_collections
 
-from data.sprites import TRANSITION_ALIASES, TRANSITIONS
-from experiments import common
-
-SCALES = ("quick", "medium", "full")
-
-
-def parse_variant(arg: str | None) -> tuple[str, str]:
-  """"[SCALE][_TRANSITIONS]" -> (scale, transitions), e.g. "" -> ("quick", "laplace"),
-  "full_loc" -> ("full", "uniform"), "medium" -> ("medium", "laplace")."""
-  variant = (arg or "").strip()
-  parts = variant.split("_") if variant else []
-  scale = parts.pop(0) if parts and parts[0] in SCALES else "quick"
-  transitions = TRANSITION_ALIASES.get(parts[0], parts[0]) if len(parts) == 1 else "laplace"
-  if len(parts) > 1 or transitions not in TRANSITIONS:
-    raise ValueError(
-        f"unknown variant {variant!r}; valid: [SCALE][_TRANSITIONS] with SCALE in {SCALES} and "
-        f"TRANSITIONS in {TRANSITIONS} (aliases {sorted(TRANSITION_ALIASES)}), either part "
-        f"optional, e.g. uniform, medium, full_uniform.")
-  return scale, transitions
-
-
-def train_schedule(scale: str) -> dict:
-  """config.train overrides of a scale (module docstring)."""
-  if scale == "full":
-    return dict(batch_size=32, num_steps=300_000, learning_rate=1e-4, log_every=500,
-                eval_every=5_000, checkpoint_every=10_000)
-  if scale == "medium":
-    return dict(batch_size=32, num_steps=7_500, learning_rate=1e-3, schedule="warmup_cosine",
-                warmup_steps=500, log_every=100, eval_every=500, checkpoint_every=1_000)
-  return dict(batch_size=32, num_steps=300, learning_rate=1e-3, log_every=25, eval_every=100,
-              checkpoint_every=300)
+from experiments.configs import sprites
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """Config of a variant (module docstring; "" is the quick laplace default)."""
-  scale, transitions = parse_variant(arg)
-  full = scale == "full"
-  data = dict(name="sprites", transitions=transitions, rate=1.0, max_changed=4, k=0,
-              num_train={"quick": 10_000, "medium": 50_000, "full": 200_000}[scale],
-              num_test=5_000 if full else 1_000, seed=0)
-  model = dict(name="slowvae", latent_dim=10, beta=1.0, gamma=10.0, rate_prior=6.0,
-               kl_form="symmetric", upsample="subpixel",
-               eval_scale="full" if full else "quick",
-               eval_metrics="all" if full else "mcc,mig,sap,modularity",
-               observations_per_call=2048, traversal_limit=3.0, traversal_steps=15,
-               traversal_examples=3)
-  return common.base_config(seed=0, data=data, model=model, train=train_schedule(scale))
-
-
-def baseline_config(arg: str | None, **model_fields) -> ml_collections.ConfigDict:
-  """A baseline's config: get_config(arg) without the SlowVAE-only model fields (gamma,
-  rate_prior, kl_form), updated with model_fields (name, beta, ...)."""
-  config = get_config(arg)
-  model = config.model.to_dict()
-  for slowvae_only in ("gamma", "rate_prior", "kl_form"):
-    del model[slowvae_only]
-  model.update(model_fields)
-  config.model = ml_collections.ConfigDict(model)
-  return config
+  return sprites.sprites_config(arg)

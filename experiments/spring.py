@@ -2,9 +2,9 @@
 
   python -m experiments.run --config=experiments/spring.py          # quick CPU default
   python -m experiments.run --config=experiments/spring.py:full     # paper-scale, for a GPU
-Variants: see experiments/physics_common.py (quick, full, tiny, learn, sequential).
+Variants: see experiments/configs/physics.py (quick, full, tiny, learn, sequential).
 """
-from experiments.physics_common import physics_config
+from experiments.configs.physics import physics_config
 
 OMEGA = 6.0  # rad/s, the same spring in every clip (like one real video); period 15.7 frames
 

@@ -12,6 +12,7 @@ import scipy.stats
 
 from data import sprites, video
 from experiments import betavae_sprites, seeds, slowvae_sprites
+from experiments.configs import sprites as sprites_configs
 from nlvae import datasets, metrics, networks, priors, train
 from nlvae.models import slowvae
 
@@ -282,7 +283,7 @@ def test_configs_and_variants():
   steps = {"quick": 300, "medium": 7_500, "full": 300_000}
   for variant, (scale, transitions) in cases.items():
     slow, beta = slowvae_sprites.get_config(variant), betavae_sprites.get_config(variant)
-    assert slowvae_sprites.parse_variant(variant) == (scale, transitions)
+    assert sprites_configs.parse_variant(variant) == (scale, transitions)
     assert slow.data.transitions == beta.data.transitions == transitions
     assert sprites.canonical_transitions(transitions) == transitions
     assert (slow.model.name, beta.model.name) == ("slowvae", "beta_vae")

@@ -1,9 +1,10 @@
 """Config builder shared by the four physics experiments (spring, pendulum, falling, pulsar).
 
-Variants, comma-separated after the config path (e.g. experiments/pendulum.py:full,learn):
-  quick (default)  runs on a 2-core CPU in a few minutes
-  full             paper-scale: 64x64 frames, 10x data, wide networks, 50k steps (a GPU)
-  tiny             seconds, for tests
+Variants, comma-separated after the config path (e.g. experiments/pendulum.py:full,learn); at
+most one scale, and at most one of sequential / mixture, of video / realistic, of video / tfds:
+  quick (default)  scale: runs on a 2-core CPU in a few minutes
+  full             scale: paper-scale: 64x64 frames, 10x data, wide networks, 50k steps (a GPU)
+  tiny             scale: seconds, for tests
   learn            learn the physical parameters named by `learnable` from a wrong start
   sequential       the exact sequential KL estimator (E_q(h) KL(q_t || p(z_t | h)))
   mixture          the seed's linearised-mixture KL estimator (KL(q_t || E_q(h) p(z_t | h)))
@@ -17,12 +18,15 @@ Each experiment sets its own default estimator and encoder (see the README's res
 why the pendulum and the falling object use the sequential estimator and the keypoint encoder).
 """
 from data import physics
-from experiments import common
+from experiments import configs
+from experiments.configs.variants import parse_variants
 
 # Camera frame rates (20-60 fps) are 2-5x procedural ones: the video variant steps the prior over
 # about 0.2 s, where one step's physics stands out of the encoder's noise (docs/user_video.md).
 VIDEO_PRIOR_TIME_STEP = 0.2
-VARIANTS = ("quick", "full", "tiny", "learn", "sequential", "mixture", "video", "realistic", "tfds")
+SCALES = ("quick", "full", "tiny")
+FLAGS = ("learn", "sequential", "mixture", "video", "realistic", "tfds")
+EXCLUSIVE = (("sequential", "mixture"), ("video", "realistic"), ("video", "tfds"))
 
 
 def physics_config(arg: str, *, system: str, data_options: dict, prior: dict, interventions: dict,
@@ -42,15 +46,10 @@ def physics_config(arg: str, *, system: str, data_options: dict, prior: dict, in
     model, train: overrides of config.model and config.train defaults.
     video: overrides of the video variant's config.data and config.model.prior_time_step.
   """
-  variants = set(filter(None, arg.split(",")))
-  unknown = variants - set(VARIANTS)
-  if unknown:
-    raise ValueError(f"unknown config variant(s) {sorted(unknown)}; valid: {', '.join(VARIANTS)}")
-  for pair in (("sequential", "mixture"), ("video", "realistic"), ("video", "tfds")):
-    if set(pair) <= variants:
-      raise ValueError(f"choose one of the variants {pair[0]!r} and {pair[1]!r}")
-  estimator = next((v for v in ("sequential", "mixture") if v in variants), estimator)
-  config = common.base_config(
+  parsed = parse_variants(arg, scales=SCALES, flags=FLAGS, exclusive=EXCLUSIVE)
+  scale, variants = parsed.scale, parsed.flags
+  estimator = parsed.one_of(("sequential", "mixture"), estimator)
+  config = configs.base_config(
       # Every option of data.physics is listed, so that any can be overridden from the command
       # line (--config.data.options.sensor_noise=0.05).
       data=dict(name="physics", system=system, num_train=2000, num_test=64, seed=0,
@@ -85,7 +84,7 @@ def physics_config(arg: str, *, system: str, data_options: dict, prior: dict, in
   if "learn" in variants:
     config.model.prior.params.update(learnable)
     config.model.prior.learnable = sorted(learnable)
-  if "full" in variants:
+  if scale == "full":
     if "video" in variants:
       config.data.image_size = 64
     elif "tfds" not in variants:
@@ -97,7 +96,7 @@ def physics_config(arg: str, *, system: str, data_options: dict, prior: dict, in
     config.model.hidden = 256
     config.train.update(batch_size=64, num_steps=50_000, learning_rate=5e-4,
                         schedule="warmup_cosine", eval_every=5000, checkpoint_every=5000)
-  elif "tiny" in variants:
+  elif scale == "tiny":
     if "video" in variants:
       config.data.num_frames = 8
     elif "tfds" not in variants:

@@ -1,4 +1,12 @@
-"""Shared defaults for experiment configs: the training-loop section every config starts from."""
+"""The helpers of the experiment config files (experiments/<name>.py, each a `get_config(arg)`).
+
+  configs (this module)  train_config, base_config: the sections every config starts from.
+  configs.variants       parse_variants: the one parser of the variant string after ':' in
+                         --config=experiments/<name>.py:<variants>.
+  configs.physics        physics_config: the four physics experiments (spring.py, pendulum.py, ...).
+  configs.sprites        sprites_config, baseline_config: SlowVAE and its baselines on sprite pairs.
+  configs.circles        static_data, reference_train: the disentangled-dynamics configs.
+"""
 import ml_collections
 
 
@@ -26,6 +34,7 @@ def train_config(**overrides) -> ml_collections.ConfigDict:
 
 
 def base_config(*, seed: int = 0, data: dict, model: dict, train: dict) -> ml_collections.ConfigDict:
+  """The whole config: seed, data, model and train (train_config's defaults, overridden)."""
   config = ml_collections.ConfigDict()
   config.seed = seed
   config.data = ml_collections.ConfigDict(data)

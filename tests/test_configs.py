@@ -1,0 +1,60 @@
+"""The one variant parser (experiments/configs/variants.py) and the configs built with it."""
+import pytest
+
+from experiments import circles_dynamic, pendulum, slowvae_sprites
+from experiments.configs.variants import Variants, parse_variants
+
+SCALES = ("quick", "full", "tiny")
+FLAGS = ("learn", "sequential", "mixture")
+
+
+def _parse(arg, **kwargs):
+  return parse_variants(arg, scales=SCALES, flags=FLAGS,
+                        exclusive=(("sequential", "mixture"),), **kwargs)
+
+
+def test_scale_and_flags_in_any_order_with_defaults():
+  assert _parse("") == _parse(None) == Variants("quick", frozenset())
+  assert _parse("learn,full,sequential") == Variants("full", frozenset({"learn", "sequential"}))
+  assert _parse("tiny", default_scale="full").scale == "tiny"
+  assert _parse("learn", default_scale="full").scale == "full"
+  parsed = _parse("mixture")
+  assert parsed.one_of(("sequential", "mixture"), "none") == "mixture"
+  assert _parse("").one_of(("sequential", "mixture"), "none") == "none"
+
+
+def test_aliases_separator_and_scale_first():
+  kwargs = dict(aliases={"seq": "sequential", "big": "full"}, separator="_", scale_first=True)
+  assert _parse("big_seq", **kwargs) == Variants("full", frozenset({"sequential"}))
+  assert _parse("seq", **kwargs) == Variants("quick", frozenset({"sequential"}))
+  with pytest.raises(ValueError, match="comes first"):
+    _parse("seq_full", **kwargs)
+  assert _parse("learn,full").scale == "full"  # without scale_first the order is free
+
+
+@pytest.mark.parametrize("arg, match", [
+    ("fulll", r"unknown config variant\(s\) \['fulll'\]; valid: quick, full, tiny, learn"),
+    ("full,,learn", r"unknown config variant\(s\) \[''\]"),
+    ("full,tiny", "at most one of the scales"),
+    ("sequential,mixture", r"at most one of \['sequential', 'mixture'\]"),
+])
+def test_bad_variants_raise_one_clear_error(arg, match):
+  with pytest.raises(ValueError, match=match):
+    _parse(arg)
+
+
+def test_every_config_family_uses_the_parser():
+  # physics: comma separated, scale anywhere, exclusive pairs.
+  assert pendulum.get_config("learn,full").train.num_steps == 50_000
+  assert pendulum.get_config("full,learn").to_dict() == pendulum.get_config("learn,full").to_dict()
+  assert pendulum.get_config("mixture").model.estimator == "mixture"
+  with pytest.raises(ValueError, match="at most one of"):
+    pendulum.get_config("video,tfds")
+  # circles: one scale and at most one of the config's own variants.
+  assert circles_dynamic.get_config("inertia,tiny").model.dynamics == "inertia"
+  with pytest.raises(ValueError, match="unknown config variant"):
+    circles_dynamic.get_config("kalman")
+  # sprites: SCALE_TRANSITIONS with aliases.
+  assert slowvae_sprites.get_config("full_loc").data.transitions == "uniform"
+  with pytest.raises(ValueError, match="comes first"):
+    slowvae_sprites.get_config("uniform_full")
