@@ -21,6 +21,9 @@ eval.json keys (all floats unless noted):
                             scores for the height inferred through the prior (free_fall_smoothed:
                             each clip's free fall fitted robustly to its mapped latent)
   params/<name>, params/<name>_true   learned physical parameters and the truth (mean over clips)
+  params/<name>_from_videos  user video with model.calibrate_scale (pendulum, spring): a learned
+                            constant re-fitted to the whole training videos' latents by output
+                            error at the calibrated scale (refit_constants)
   params/noise_scale        the learned process-noise scale (with model.prior.learn_noise_scale)
   intervention/<name>/pixel_mse_counterfactual   MSE of the model's counterfactual video vs the true
                                                  re-simulated one (pixels in [0, 1])
@@ -351,6 +354,118 @@ def free_fall_smoothed(heights: np.ndarray, dt: float, g: float) -> np.ndarray:
   return np.asarray(smoothed, np.float32)
 
 
+def video_series(latents: np.ndarray, source: np.ndarray,
+                 start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """Whole-video latent series from clips: latents [N, T, D] of clips cut from videos `source`
+  [N] at frames `start` [N] -> (series [V, F, D], mask [V, F]), overlapping clips averaged, V
+  the videos with clips, F the longest video's covered frames; mask marks the covered frames."""
+  latents = np.asarray(latents, np.float64)
+  videos, index = np.unique(np.asarray(source), return_inverse=True)
+  num_frames = latents.shape[1]
+  length = int(np.max(np.asarray(start) + num_frames))
+  sums = np.zeros((len(videos), length, latents.shape[2]))
+  counts = np.zeros((len(videos), length))
+  for clip, (video, first) in enumerate(zip(index, np.asarray(start))):
+    sums[video, first:first + num_frames] += latents[clip]
+    counts[video, first:first + num_frames] += 1
+  return (sums / np.maximum(counts, 1)[..., None]).astype(np.float32), counts > 0
+
+
+def refit_constants(prior: priors.ANMPrior, series: np.ndarray, mask: np.ndarray, dt: float,
+                    scale: float, fit: tuple[str, ...], substeps: int = 2,
+                    search: float = 2.0) -> dict:
+  """The prior's constants `fit` re-fitted to whole videos by output error: z_t = x(t) / scale +
+  e_t, x solving the prior's Newtonian ODE (RK4) from each video's initial state (Gauss-Newton,
+  its window doubling from 16 frames so that the phase is followed), each constant by golden-
+  section search in log space over a factor `search` either way of the prior's value.
+
+  A constant learned in training is biased by what the encoder's latent is: a smooth warp of the
+  true coordinate (a tan(theta / 2)-like one for the perspective pendulum) that the one-step
+  prior absorbs, and noisy posterior samples in a one-step fit (errors in variables). Over whole
+  videos the period is fixed by the swing itself, and warping the coordinate does not change it;
+  only the amplitude comes from `scale`.
+
+  Args:
+    prior: a Newtonian prior (spring, pendulum) with the learned constants, per frame.
+    series, mask: video_series of the training latents ([V, F, D], [V, F]).
+    dt: seconds per frame; scale: physical units per latent unit (the calibration's).
+  Returns:
+    {name: fitted value}.
+  """
+  acceleration = priors.ACCELERATIONS[prior.name]
+  z = jnp.asarray(series, jnp.float32)
+  weights = jnp.asarray(mask, jnp.float32)
+  num_frames = z.shape[1]
+  h = dt / substeps
+  windows = [16 * 2**k for k in range(max(1, int(np.ceil(np.log2(num_frames / 16)))) + 1)]
+
+  def trajectory(state, params):  # state [2, D] (position, velocity) -> x [F, D]
+    def rk4(carry, _):
+      x, u = carry
+      f = lambda x, u: (u, acceleration(x, u, params))  # noqa: E731
+      k1 = f(x, u)
+      k2 = f(x + 0.5 * h * k1[0], u + 0.5 * h * k1[1])
+      k3 = f(x + 0.5 * h * k2[0], u + 0.5 * h * k2[1])
+      k4 = f(x + h * k3[0], u + h * k3[1])
+      return (x + h / 6 * (k1[0] + 2 * k2[0] + 2 * k3[0] + k4[0]),
+              u + h / 6 * (k1[1] + 2 * k2[1] + 2 * k3[1] + k4[1])), None
+
+    def frame(carry, _):
+      carry = jax.lax.scan(rk4, carry, None, length=substeps)[0]
+      return carry, carry[0]
+
+    _, xs = jax.lax.scan(frame, (state[0], state[1]), None, length=num_frames - 1)
+    return jnp.concatenate([state[0][None], xs])
+
+  def video_cost(series, weight, params):
+    frames = jnp.arange(num_frames)
+
+    def residual(state, window):
+      w = weight * (frames < window)
+      return ((series - trajectory(state, params) / scale) * jnp.sqrt(w)[:, None]).ravel()
+
+    x = scale * series
+    state = jnp.stack([x[0], (-3 * x[0] + 4 * x[1] - x[2]) / (2 * dt)])
+    for window in windows:
+      for _ in range(4):
+        r, jac = residual(state, window), jax.jacfwd(residual)(state, window)
+        jac = jac.reshape(-1, state.size)
+        normal = jac.T @ jac
+        step = jnp.linalg.solve(normal + 1e-6 * jnp.trace(normal) * jnp.eye(state.size),
+                                jac.T @ r).reshape(state.shape)
+        moved = state - step
+        better = jnp.sum(residual(moved, window)**2) < jnp.sum(r**2)
+        state = jnp.where(better, moved, state)
+    return jnp.sum(residual(state, num_frames)**2)
+
+  @jax.jit
+  def cost(log_values):
+    params = prior.with_params(**{n: jnp.exp(v) for n, v in zip(fit, log_values)}).params
+    return jnp.sum(jax.vmap(lambda s, w: video_cost(s, w, params))(z, weights))
+
+  values = np.log([float(prior.params[name]) for name in fit])
+  ratio = (np.sqrt(5.0) - 1) / 2
+  for i in range(len(fit)):  # golden section on each constant in turn
+    def at(v):
+      trial = values.copy()
+      trial[i] = v
+      return float(cost(jnp.asarray(trial)))
+    low, high = values[i] - np.log(search), values[i] + np.log(search)
+    c, d = high - ratio * (high - low), low + ratio * (high - low)
+    fc, fd = at(c), at(d)
+    for _ in range(24):
+      if fc < fd:
+        high, d, fd = d, c, fc
+        c = high - ratio * (high - low)
+        fc = at(c)
+      else:
+        low, c, fc = c, d, fd
+        d = low + ratio * (high - low)
+        fd = at(d)
+    values[i] = c if fc < fd else d
+  return {name: float(np.exp(v)) for name, v in zip(fit, values)}
+
+
 CALIBRATION_TIME_STEP = 0.3  # seconds per prior step of the scale's profile
 
 
@@ -433,8 +548,18 @@ def evaluate(model, params, data, workdir, rng, num_counterfactual_clips: int = 
       inferred, _ = latent_scores(system, free_fall_smoothed(
           physical[..., -1], float(info.dt), float(prior.params["g"]))[..., None], truth)
       results.update({k.replace("latent/", "latent/inferred_"): v for k, v in inferred.items()})
+  refit = {}
+  if (model.config.calibrate_scale and info.video is not None and params["prior"]
+      and system in ("pendulum", "spring")):  # learned constants, re-fitted to whole videos
+    train_means, _ = _encode_all(model, params, data["train"]["frames"])
+    series, mask = video_series(train_means[..., :model.num_physical], info.video.train.source,
+                                info.video.train.start)
+    refit = refit_constants(prior, series, mask, float(info.dt), latent_map.scale,
+                            tuple(params["prior"]))
   for name, value in params["prior"].items():
     results[f"params/{name}"] = float(value)
+    if name in refit:
+      results[f"params/{name}_from_videos"] = refit[name]
     if clips is not None and name in clips.params:
       results[f"params/{name}_true"] = float(np.mean(clips.params[name]))
   if "prior_log_noise_scale" in params:
