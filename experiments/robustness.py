@@ -41,7 +41,8 @@ VIDEOS = {
                     horizontal_velocity_range=(0.0, 0.0)),
 }
 KEYS = ("latent/abs_pearson_r", "latent/r2", "latent/slope", "latent/angle_error_rad",
-        "latent/inferred_abs_pearson_r", "latent/inferred_slope", "params/length")
+        "latent/inferred_abs_pearson_r", "latent/inferred_slope", "params/length",
+        "params/length_from_videos")
 
 
 def nuisance_options(name: str) -> dict:
@@ -81,8 +82,8 @@ def train(system: str, folder: pathlib.Path, workdir: pathlib.Path, seed: int,
 
 def table(rows: list[dict]) -> str:
   lines = ["| system | nuisances | seed | abs r | R^2 | slope | angle error (rad) | "
-           "inferred abs r | inferred slope | learned length (m) | interventions: latent change "
-           "| wall s |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "inferred abs r | inferred slope | learned length (m) | length from videos (m) | "
+           "interventions: latent change | wall s |", "|" + "---|" * 13]
   for row in rows:
     r = row["eval"]
     changes = ", ".join(f"{k.split('/')[1]} {v:.3f}" for k, v in sorted(r.items())
