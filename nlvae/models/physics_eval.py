@@ -187,6 +187,21 @@ def physical_scale(prior: priors.ANMPrior, latents: np.ndarray, stride: int = 1,
   return float(fine[np.argmin(fine_costs)]), scales, costs
 
 
+def rk4_step(acceleration, params: dict, h: float):
+  """One classical Runge-Kutta step of x'' = acceleration(x, x', params):
+  (x, v) -> (x, v) after h seconds."""
+  def step(state):
+    x, u = state
+    f = lambda x, u: (u, acceleration(x, u, params))  # noqa: E731
+    k1 = f(x, u)
+    k2 = f(x + 0.5 * h * k1[0], u + 0.5 * h * k1[1])
+    k3 = f(x + 0.5 * h * k2[0], u + 0.5 * h * k2[1])
+    k4 = f(x + h * k3[0], u + h * k3[1])
+    return (x + h / 6 * (k1[0] + 2 * k2[0] + 2 * k3[0] + k4[0]),
+            u + h / 6 * (k1[1] + 2 * k2[1] + 2 * k3[1] + k4[1]))
+  return step
+
+
 def shooting_predictor(prior: priors.ANMPrior, step: float, substeps: int = 8):
   """An accurate long-step version of a Newtonian prior's mean transition: the trajectory through
   z_{t-2} and z_{t-1} (`step` seconds apart), found by shooting (RK4 with `substeps` substeps and
@@ -199,17 +214,8 @@ def shooting_predictor(prior: priors.ANMPrior, step: float, substeps: int = 8):
   params = prior.params
 
   def integrate(z, v, duration):
-    h = duration / substeps
-    def rk4(state, _):
-      x, u = state
-      f = lambda x, u: (u, acceleration(x, u, params))  # noqa: E731
-      k1 = f(x, u)
-      k2 = f(x + 0.5 * h * k1[0], u + 0.5 * h * k1[1])
-      k3 = f(x + 0.5 * h * k2[0], u + 0.5 * h * k2[1])
-      k4 = f(x + h * k3[0], u + h * k3[1])
-      return (x + h / 6 * (k1[0] + 2 * k2[0] + 2 * k3[0] + k4[0]),
-              u + h / 6 * (k1[1] + 2 * k2[1] + 2 * k3[1] + k4[1])), None
-    return jax.lax.scan(rk4, (z, v), None, length=substeps)[0][0]
+    step = rk4_step(acceleration, params, duration / substeps)
+    return jax.lax.scan(lambda c, _: (step(c), None), (z, v), None, length=substeps)[0][0]
 
   def one(history):
     before, current = history[0], history[1]
@@ -400,18 +406,10 @@ def refit_constants(prior: priors.ANMPrior, series: np.ndarray, mask: np.ndarray
   windows = [16 * 2**k for k in range(max(1, int(np.ceil(np.log2(num_frames / 16)))) + 1)]
 
   def trajectory(state, params):  # state [2, D] (position, velocity) -> x [F, D]
-    def rk4(carry, _):
-      x, u = carry
-      f = lambda x, u: (u, acceleration(x, u, params))  # noqa: E731
-      k1 = f(x, u)
-      k2 = f(x + 0.5 * h * k1[0], u + 0.5 * h * k1[1])
-      k3 = f(x + 0.5 * h * k2[0], u + 0.5 * h * k2[1])
-      k4 = f(x + h * k3[0], u + h * k3[1])
-      return (x + h / 6 * (k1[0] + 2 * k2[0] + 2 * k3[0] + k4[0]),
-              u + h / 6 * (k1[1] + 2 * k2[1] + 2 * k3[1] + k4[1])), None
+    step = rk4_step(acceleration, params, h)
 
     def frame(carry, _):
-      carry = jax.lax.scan(rk4, carry, None, length=substeps)[0]
+      carry = jax.lax.scan(lambda c, _: (step(c), None), carry, None, length=substeps)[0]
       return carry, carry[0]
 
     _, xs = jax.lax.scan(frame, (state[0], state[1]), None, length=num_frames - 1)
