@@ -32,7 +32,6 @@ not run; tests/test_bench_gpu.py runs it. --skip=phase,... leaves phases out.
 """
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import os
@@ -44,6 +43,10 @@ import sys
 import tempfile
 import time
 import traceback
+
+from absl import flags
+
+from data import cli
 
 PHASES = ("install", "environment", "networks", "pytorch", "loop", "train")
 JAX_CUDA = "jax[cuda12]==0.9.2"  # jax 0.9.2's extras: cuda12 / cuda13 (with NVIDIA's wheels)
@@ -150,7 +153,7 @@ def loop_phase(dry_run: bool, timeout: float) -> dict:
   help_out = subprocess.run(base + ["--help"], capture_output=True, text=True, timeout=120,
                             check=False, cwd=ROOT)
   help_text = help_out.stdout + help_out.stderr
-  if dry_run and "--dry_run" not in help_text:
+  if dry_run and "dry_run" not in help_text:  # absl lists it as --[no]dry_run
     return {"skipped": "experiments.bench_loop has no --dry_run"}
   out_flag = "--out" if "--out" in help_text else "--json"
   variants = [[]]
@@ -197,23 +200,32 @@ def train_phase(dry_run: bool, steps: int, timeout: float) -> dict:
                 eval=json.loads((run / "eval.json").read_text()))
 
 
-def main(argv=None) -> dict:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--dry_run", action="store_true", help="CPU, tiny sizes, seconds")
-  parser.add_argument("--install", action="store_true", help="pip install the CUDA wheels first")
-  parser.add_argument("--json", default="bench_gpu.json", help="output file")
-  parser.add_argument("--skip", default="", help="comma-separated phases to leave out")
-  parser.add_argument("--repeats", type=int, default=None, help="alternating timed rounds")
-  parser.add_argument("--train_steps", type=int, default=None)
-  parser.add_argument("--budget_s", type=float, default=540.0,
-                      help="total seconds; later phases get what is left")
-  parser.add_argument("--allow_cpu", action="store_true",
-                      help="go on at full sizes when JAX finds no GPU (slow; default: stop)")
-  parser.add_argument("--_install_record", default=None, help=argparse.SUPPRESS)
-  args = parser.parse_args(argv)
-  skip = set(filter(None, args.skip.split(",")))
+# The program's flags, in a private registry (data.cli): the phases import experiments.benchmark and
+# experiments.bench_networks, whose flags have the same names.
+FLAGS = flags.FlagValues()
+flags.DEFINE_bool("dry_run", False, "CPU, tiny sizes, seconds.", flag_values=FLAGS)
+flags.DEFINE_bool("install", False, "pip install the CUDA wheels first.", flag_values=FLAGS)
+flags.DEFINE_string("json", "bench_gpu.json", "Output file.", flag_values=FLAGS)
+flags.DEFINE_list("skip", [], f"Phases to leave out, of {', '.join(PHASES)}.", flag_values=FLAGS)
+flags.DEFINE_integer("repeats", None, "Alternating timed rounds.", flag_values=FLAGS)
+flags.DEFINE_integer("train_steps", None, "Steps of the train phase.", flag_values=FLAGS)
+flags.DEFINE_float("budget_s", 540.0, "Total seconds; later phases get what is left.",
+                   flag_values=FLAGS)
+flags.DEFINE_bool("allow_cpu", False, "Go on at full sizes when JAX finds no GPU (slow; default: "
+                  "stop).", flag_values=FLAGS)
+flags.DEFINE_string("_install_record", None, "Internal: the install phase's record, passed to "
+                    "the run after --install.", flag_values=FLAGS)
+
+
+def main(argv: list[str] | None = None) -> dict:
+  """Runs the phases and returns the results; argv (flags only) is parsed when given (a call from
+  Python), else the flags are those of the command line."""
+  if argv is not None:
+    cli.parse(FLAGS, argv, "bench_gpu")
+  args = FLAGS
+  skip = set(args.skip)
   if skip - set(PHASES):
-    parser.error(f"--skip: unknown {sorted(skip - set(PHASES))}; phases: {', '.join(PHASES)}")
+    raise ValueError(f"--skip: unknown {sorted(skip - set(PHASES))}; phases: {', '.join(PHASES)}")
   start = time.perf_counter()
   results = {"date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
              "dry_run": args.dry_run, "host": platform.node(), "errors": {}, "phase_s": {}}
@@ -277,4 +289,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-  sys.exit(1 if main()["errors"] else 0)
+  cli.run(lambda argv: sys.exit(1 if main()["errors"] else 0), FLAGS)

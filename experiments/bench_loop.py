@@ -16,7 +16,6 @@ the training set is cut to NUM_TRAIN examples (the step's cost does not depend o
 """
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import pathlib
@@ -24,11 +23,25 @@ import statistics
 import tempfile
 import time
 
+from absl import flags
+
+from data import cli
+
 CONFIGS = {  # name -> (config module, variant)
     "spring": ("experiments.spring", "quick"),
     "slowvae": ("experiments.slowvae_sprites", ""),
 }
 NUM_TRAIN = 512
+
+FLAGS = flags.FlagValues()  # private (data.cli): importing this module claims no global names
+_CONFIGS = flags.DEFINE_list("configs", list(CONFIGS), f"Configs to measure, of {sorted(CONFIGS)}.",
+                             flag_values=FLAGS)
+_STEPS = flags.DEFINE_integer("steps", 200, "Timed steps per measurement.", flag_values=FLAGS)
+_ROUNDS = flags.DEFINE_integer("rounds", 2, "Alternating (bare, loop) rounds.", flag_values=FLAGS)
+_STEPS_PER_DISPATCH = flags.DEFINE_integer("steps_per_dispatch", 1, "train.steps_per_dispatch of "
+                                           "the loop.", flag_values=FLAGS)
+_DRY_RUN = flags.DEFINE_bool("dry_run", False, "Tiny sizes: a few seconds.", flag_values=FLAGS)
+_OUT = flags.DEFINE_string("out", None, "Write the results JSON here.", flag_values=FLAGS)
 
 
 def bench_config(name: str, steps: int, *, dry_run: bool, steps_per_dispatch: int = 1):
@@ -112,35 +125,30 @@ def run(names, steps: int, rounds: int, *, dry_run: bool = False,
   return results
 
 
-def main(argv=None) -> dict:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--configs", default=",".join(CONFIGS),
-                      help=f"comma-separated, from {sorted(CONFIGS)}")
-  parser.add_argument("--steps", type=int, default=200, help="timed steps per measurement")
-  parser.add_argument("--rounds", type=int, default=2, help="alternating (bare, loop) rounds")
-  parser.add_argument("--steps_per_dispatch", type=int, default=1)
-  parser.add_argument("--dry_run", action="store_true", help="tiny sizes: a few seconds")
-  parser.add_argument("--out", default=None, help="write the results JSON here")
-  args = parser.parse_args(argv)
+def main(argv: list[str] | None = None) -> dict:
+  """Measures and returns the results; argv (flags only) is parsed when given (a call from
+  Python), else the flags are those of the command line."""
+  if argv is not None:
+    cli.parse(FLAGS, argv, "bench_loop")
   from absl import logging
   logging.set_verbosity(logging.WARNING)
   from nlvae import xla_cpu
   xla_cpu.use_fast_flags()
-  names = [n for n in args.configs.split(",") if n]
+  names = [n for n in _CONFIGS.value if n]
   unknown = sorted(set(names) - set(CONFIGS))
   if unknown:
-    parser.error(f"unknown configs {unknown}; valid: {sorted(CONFIGS)}")
-  steps = 4 if args.dry_run else args.steps
-  rounds = 1 if args.dry_run else args.rounds
-  results = run(names, steps, rounds, dry_run=args.dry_run,
-                steps_per_dispatch=args.steps_per_dispatch)
+    raise ValueError(f"--configs: unknown configs {unknown}; valid: {sorted(CONFIGS)}")
+  steps = 4 if _DRY_RUN.value else _STEPS.value
+  rounds = 1 if _DRY_RUN.value else _ROUNDS.value
+  results = run(names, steps, rounds, dry_run=_DRY_RUN.value,
+                steps_per_dispatch=_STEPS_PER_DISPATCH.value)
   for name, entry in results["configs"].items():
     print(f"{name}: loop efficiency {entry['efficiency']:.3f} (loop / bare jitted step, median "
           f"of {rounds} rounds, {results['backend']})")
-  if args.out:
-    pathlib.Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+  if _OUT.value:
+    pathlib.Path(_OUT.value).write_text(json.dumps(results, indent=2) + "\n")
   return results
 
 
 if __name__ == "__main__":
-  main()
+  cli.run(lambda argv: main(), FLAGS)

@@ -21,7 +21,6 @@ rounds, so that load from other processes hits all alike, and reports for each m
 step time, images per second, analytic GFLOP/s (``forward_flops``: 2 x multiply-adds of every conv
 and dense layer; a training step = 3 x forward) and its fraction of the same-run matmul GFLOP/s.
 """
-import argparse
 import collections
 import gzip
 import json
@@ -32,6 +31,7 @@ import statistics
 import tempfile
 import time
 
+from absl import flags
 import jax
 import jax.numpy as jnp
 import flax.linen as nn
@@ -407,24 +407,29 @@ def print_table(result: dict, title: str) -> None:
           f"{row['fraction_of_matmul']:>10.1%}{row['compile_s']:>10.1f}", flush=True)
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--batch', type=int, default=64)
-  parser.add_argument('--image_size', type=int, default=64)
-  parser.add_argument('--latent_dim', type=int, default=10)
-  parser.add_argument('--repeats', type=int, default=10, help='timed rounds')
-  parser.add_argument('--warmup', type=int, default=2, help='untimed calls after compilation')
-  parser.add_argument('--steps_per_call', type=int, default=1,
-                      help='training steps per jitted call (lax.scan)')
-  parser.add_argument('--matmul_size', type=int, default=2048)
-  parser.add_argument('--json', default=None, help='write the results to this JSON file')
-  parser.add_argument('--profile', action='store_true',
-                      help='also trace each step and print where the time goes')
-  parser.add_argument('--layers', action='store_true',
-                      help='also time each conv layer alone (layer_times) and print it')
-  parser.add_argument('--xla_flags', default='',
-                      help="appended to XLA_FLAGS, e.g. '--xla_cpu_experimental_ynn_fusion_type='")
-  args = parser.parse_args()
+# The program's flags, in a private registry (data.cli): experiments.benchmark and bench_gpu import
+# this module beside flags of their own with the same names.
+FLAGS = flags.FlagValues()
+flags.DEFINE_integer('batch', 64, 'Images per training step.', flag_values=FLAGS)
+flags.DEFINE_integer('image_size', 64, 'Image side.', flag_values=FLAGS)
+flags.DEFINE_integer('latent_dim', 10, 'Latents.', flag_values=FLAGS)
+flags.DEFINE_integer('repeats', 10, 'Timed rounds.', flag_values=FLAGS)
+flags.DEFINE_integer('warmup', 2, 'Untimed calls after compilation.', flag_values=FLAGS)
+flags.DEFINE_integer('steps_per_call', 1, 'Training steps per jitted call (lax.scan).',
+                     flag_values=FLAGS)
+flags.DEFINE_integer('matmul_size', 2048, 'Side of the float32 matmul ceiling.', flag_values=FLAGS)
+flags.DEFINE_string('json', None, 'Write the results to this JSON file.', flag_values=FLAGS)
+flags.DEFINE_bool('profile', False, 'Also trace each step and print where the time goes.',
+                  flag_values=FLAGS)
+flags.DEFINE_bool('layers', False, 'Also time each conv layer alone (layer_times) and print it.',
+                  flag_values=FLAGS)
+flags.DEFINE_string('xla_flags', '', "Appended to XLA_FLAGS, e.g. "
+                    "'--xla_cpu_experimental_ynn_fusion_type='.", flag_values=FLAGS)
+
+
+def main(argv):
+  del argv
+  args = FLAGS
   if args.xla_flags:  # read when the CPU backend starts, i.e. at the first computation below
     os.environ['XLA_FLAGS'] = f"{os.environ.get('XLA_FLAGS', '')} {args.xla_flags}".strip()
   if min(args.repeats, args.batch, args.steps_per_call) < 1:
@@ -467,4 +472,5 @@ def main():
 
 
 if __name__ == '__main__':
-  main()
+  from data import cli
+  cli.run(main, FLAGS)
