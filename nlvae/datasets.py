@@ -77,8 +77,8 @@ def load_physics(data_config):
   options (passed to data.physics.generate)."""
   options = dict(data_config.options)
   train = physics.generate(data_config.system, data_config.num_train, data_config.seed, **options)
-  test = physics.generate(data_config.system, data_config.num_test, data_config.seed + TEST_SEED_OFFSET,
-                          **options)
+  test = physics.generate(data_config.system, data_config.num_test,
+                          data_config.seed + TEST_SEED_OFFSET, **options)
   info = DatasetInfo(system=data_config.system, dt=train.dt, image_shape=train.frames.shape[2:],
                      num_frames=train.frames.shape[1], test_clips=test, train_params=train.params)
   return clips_to_arrays(train), clips_to_arrays(test), info

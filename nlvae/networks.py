@@ -44,7 +44,8 @@ DOWNSAMPLE_METHODS = ('space_to_depth', 'strided')
 
 
 class Posterior(NamedTuple):
-  """A diagonal Gaussian posterior N(mean, diag exp(log_var)): mean, log_var float32 ``[..., D]``."""
+  """A diagonal Gaussian posterior N(mean, diag exp(log_var)); mean, log_var float32 ``[..., D]``.
+  """
   mean: jax.Array
   log_var: jax.Array
 
@@ -257,8 +258,9 @@ class Encoder(nn.Module):
 
   latent_dim: D. features, kernel_size, hidden: see ``ConvTrunk`` (SlowVAE: (32, 32, 64, 64), 4,
   256; disentangled-dynamics: (32, 32, 64, 64), 3, None). One linear layer ``moments`` gives
-  2 D outputs: the mean (the first D) and ``log_var`` (the raw linear output, the next D). downsample: 'space_to_depth' (``SpaceToDepthConv``, fast on
-  CPU) or 'strided' (``nn.Conv``, for comparison): same parameters, same function.
+  2 D outputs: the mean (the first D) and ``log_var`` (the raw linear output, the next D).
+  downsample: 'space_to_depth' (``SpaceToDepthConv``, fast on CPU) or 'strided' (``nn.Conv``, for
+  comparison): same parameters, same function.
   """
   latent_dim: int
   features: Sequence[int] = (32, 32, 64, 64)

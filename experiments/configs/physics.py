@@ -27,6 +27,21 @@ VIDEO_PRIOR_TIME_STEP = 0.2
 SCALES = ("quick", "full", "tiny")
 FLAGS = ("learn", "sequential", "mixture", "video", "realistic", "tfds")
 EXCLUSIVE = (("sequential", "mixture"), ("video", "realistic"), ("video", "tfds"))
+# What the full and tiny scales change (quick is the default): the data of the video variant, of the
+# procedural variants (counts and data.options), the keypoint encoder's (conv stride 1, conv
+# stride 2) or the conv encoder's features, the decoder, the hidden width and training.
+SCALE_OVERRIDES = {
+    "full": dict(video_data=dict(image_size=64), data=dict(num_train=20_000, num_test=512),
+                 options=dict(image_size=64), keypoint_features=(32, 64),
+                 conv_features=(32, 32, 64, 64), decoder_features=(64, 64, 32, 32), hidden=256,
+                 train=dict(batch_size=64, num_steps=50_000, learning_rate=5e-4,
+                            schedule="warmup_cosine", eval_every=5000, checkpoint_every=5000)),
+    "tiny": dict(video_data=dict(num_frames=8), data=dict(num_train=64, num_test=16),
+                 options=dict(num_frames=8), keypoint_features=(4, 8), conv_features=(4, 8, 8),
+                 decoder_features=(8, 8, 4), hidden=16,
+                 train=dict(batch_size=4, num_steps=6, log_every=2, eval_every=3,
+                            checkpoint_every=3, progress_bar=False)),
+}
 
 
 def physics_config(arg: str, *, system: str, data_options: dict, prior: dict, interventions: dict,
@@ -84,30 +99,17 @@ def physics_config(arg: str, *, system: str, data_options: dict, prior: dict, in
   if "learn" in variants:
     config.model.prior.params.update(learnable)
     config.model.prior.learnable = sorted(learnable)
-  if scale == "full":
+  if scale in SCALE_OVERRIDES:
+    overrides = SCALE_OVERRIDES[scale]
     if "video" in variants:
-      config.data.image_size = 64
+      config.data.update(overrides["video_data"])
     elif "tfds" not in variants:
-      config.data.num_train, config.data.num_test = 20_000, 512
-      config.data.options.image_size = 64
-    keypoints = config.model.encoder == "keypoints"  # (conv stride 1, conv stride 2)
-    config.model.encoder_features = (32, 64) if keypoints else (32, 32, 64, 64)
-    config.model.decoder_features = (64, 64, 32, 32)
-    config.model.hidden = 256
-    config.train.update(batch_size=64, num_steps=50_000, learning_rate=5e-4,
-                        schedule="warmup_cosine", eval_every=5000, checkpoint_every=5000)
-  elif scale == "tiny":
-    if "video" in variants:
-      config.data.num_frames = 8
-    elif "tfds" not in variants:
-      config.data.num_train, config.data.num_test = 64, 16
-      config.data.options.num_frames = 8
+      config.data.update(overrides["data"])
+      config.data.options.update(overrides["options"])
     keypoints = config.model.encoder == "keypoints"
-    config.model.encoder_features = (4, 8) if keypoints else (4, 8, 8)
-    config.model.decoder_features = (8, 8, 4)
-    config.model.hidden = 16
-    config.train.update(batch_size=4, num_steps=6, log_every=2, eval_every=3, checkpoint_every=3,
-                        progress_bar=False)
+    config.model.encoder_features = overrides["keypoint_features" if keypoints else "conv_features"]
+    config.model.update(decoder_features=overrides["decoder_features"], hidden=overrides["hidden"])
+    config.train.update(overrides["train"])
   return config
 
 

@@ -1,7 +1,8 @@
 """The one parser of config variants: the string after ':' in --config=experiments/<name>.py:<arg>.
 
 A variant string is names joined by a separator (",": `pendulum.py:full,learn`,
-`circles_dynamic.py:inertia,tiny`; the sprite configs join with "_": `slowvae_sprites.py:full_uniform`).
+`circles_dynamic.py:inertia,tiny`; the sprite configs join with "_":
+`slowvae_sprites.py:full_uniform`).
 Each name is a scale (at most one; the config's default otherwise) or a flag; a config may give
 aliases (other names for a flag) and exclusive groups (flags of which at most one may be given).
 """

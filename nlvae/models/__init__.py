@@ -1,8 +1,8 @@
 """Models: each is a loss plus networks behind one interface, chosen by `config.model.name`.
 
 Every model is constructed as Model(model_config, data_info) (data_info: the
-nlvae.datasets.DatasetInfo a loader returns) and implements `Model`; the VAEs also implement `GenerativeModel`. The one
-training loop (nlvae.train) drives every model the same way. To add a model: write
+nlvae.datasets.DatasetInfo a loader returns) and implements `Model`; the VAEs also implement
+`GenerativeModel`. The one training loop (nlvae.train) drives every model the same way. To add a model: write
 nlvae/models/<name>.py with a class implementing `Model`, add one line to MODELS, and a config
 (docs/ARCHITECTURE.md walks through an example).
 """

@@ -1,7 +1,7 @@
 """disentangled-dynamics (Zaharia, Peters, Cunningham, Kriegeskorte): a circle over a Gaussian blob.
 
-Data (data.circles): 32x32x1 uint8 images (scaled to [0, 1] by data.video.to_float) with four factors in [0, 1] (circle x, y,
-blob x, y). Static task: single images from the factor grid. Dynamic task: clips of T = 10 frames
+Data (data.circles): 32x32x1 uint8 images (scaled to [0, 1] by data.video.to_float) with four
+factors in [0, 1] (circle x, y, blob x, y). Static task: single images from the factor grid. Dynamic task: clips of T = 10 frames
 in which the circle moves on a straight line at constant speed and the blob stays put.
 
 Models (both follow the interface of nlvae.models):
