@@ -23,7 +23,8 @@ Determinism: a split is the concatenation of chunks; chunk c of split s is the g
 with `count` examples and the seed `chunk_seed(config.seed, s, c)` (see `chunk_plan`), so the
 same config gives the same bytes, and train and test never share a seed. circles_static instead
 cuts one seeded permutation of the factor grid into disjoint train and test grid points.
-Physics metadata (metadata.json) records dt and every simulator option.
+Physics metadata (metadata.json) records dt and every simulator option; sprites metadata the
+transitions name and the factor grid (what nlvae.datasets.load_tfds gives the models).
 
 All datasets have train and test splits (real_videos: test holds the last `test_fraction` of
 every video's frames, so test clips never overlap train clips in time).
@@ -197,8 +198,25 @@ class PhysicsPulsar(_PhysicsBuilder):
 
 
 # ------------------------------------------------------------------------------------- sprites
-class SpritesLap(_GeneratedBuilder):
+class _SpritesBuilder(_GeneratedBuilder, skip_registration=True):
+  """dSprites-grid pairs (t-1, t); TRANSITIONS names the sampler (a data.sprites.PAIR_SAMPLERS
+  key), recorded in the metadata with the factor grid for the training loop (nlvae.datasets)."""
+
+  TRANSITIONS: str
+
+  def generate(self, count, seed):
+    sampler = sprites.PAIR_SAMPLERS[self.TRANSITIONS][0]
+    return sampler(count, seed, **self.builder_config.options)
+
+  def metadata(self):
+    return super().metadata() | {"transitions": self.TRANSITIONS,
+                                 "factor_names": list(sprites.FACTOR_NAMES),
+                                 "factor_sizes": list(sprites.FACTOR_SIZES)}
+
+
+class SpritesLap(_SpritesBuilder):
   """dSprites-grid pairs (t-1, t) with SlowVAE "LAP" transitions (data.sprites.lap_pairs)."""
+  TRANSITIONS = "laplace"
   BUILDER_CONFIGS = [
       GeneratedConfig(name="rate1", description="Laplace rate 1 (SlowVAE default).",
                       num_train=50_000, num_test=5_000, chunk_size=1024, options={"rate": 1.0}),
@@ -206,26 +224,19 @@ class SpritesLap(_GeneratedBuilder):
                       num_train=50_000, num_test=5_000, chunk_size=1024, options={"rate": None}),
   ]
 
-  def generate(self, count, seed):
-    return sprites.lap_pairs(count, seed, **self.builder_config.options)
 
-
-class SpritesLoc(_GeneratedBuilder):
+class SpritesLoc(_SpritesBuilder):
   """dSprites-grid pairs (t-1, t) with SlowVAE "LOC" transitions (data.sprites.loc_pairs)."""
+  TRANSITIONS = "uniform"
   BUILDER_CONFIGS = [GeneratedConfig(name="default", description="k ~ U{1..4} factors change.",
                                      num_train=50_000, num_test=5_000, chunk_size=1024)]
 
-  def generate(self, count, seed):
-    return sprites.loc_pairs(count, seed, **self.builder_config.options)
 
-
-class SpritesNatural(_GeneratedBuilder):
+class SpritesNatural(_SpritesBuilder):
   """dSprites-grid pairs (t-1, t) with heavy-tailed natural motion (data.sprites.natural_pairs)."""
+  TRANSITIONS = "natural"
   BUILDER_CONFIGS = [GeneratedConfig(name="default", description="Generalised Laplace, a = 0.5.",
                                      num_train=50_000, num_test=5_000, chunk_size=1024)]
-
-  def generate(self, count, seed):
-    return sprites.natural_pairs(count, seed, **self.builder_config.options)
 
 
 # ------------------------------------------------------------------------------------- circles
@@ -517,5 +528,7 @@ def _built(name: str, data_dir=None, config=None) -> tfds.core.DatasetBuilder:
 
 
 def metadata(name: str, data_dir=None, *, config=None) -> dict:
-  """The metadata of a built dataset (physics: system, dt, generator_options)."""
+  """The metadata of a built dataset: seed, chunk_size, options; physics also system, dt,
+  generator_options; sprites transitions, factor_names, factor_sizes (datasets built before
+  sprites recorded them lack these three)."""
   return dict(_built(name, data_dir, config).info.metadata)

@@ -108,24 +108,91 @@ def load_video(data_config):
   return train, test, info
 
 
+class MappedSource:
+  """A random-access source (len, [i], __getitems__) whose examples pass through `fn`: a tfds
+  data_source read as the in-memory loader's examples (same keys and dtypes)."""
+
+  def __init__(self, source, fn):
+    self.source, self.fn = source, fn
+
+  def __len__(self) -> int:
+    return len(self.source)
+
+  def __getitem__(self, index):
+    return self.fn(self.source[index])
+
+  def __getitems__(self, keys):
+    if hasattr(self.source, "__getitems__"):
+      return [self.fn(example) for example in self.source.__getitems__(keys)]
+    return [self[key] for key in keys]
+
+
+def _sprite_arrays(stored) -> dict[str, np.ndarray]:
+  """A sprites builder's example(s) -> load_sprites' {"frames", "factors" int32}."""
+  return {"frames": np.asarray(stored["frames"]),
+          "factors": np.asarray(stored["factors"]).astype(np.int32)}
+
+
+def _circles_static_arrays(stored) -> dict[str, np.ndarray]:
+  """A circles_static builder's example(s) -> load_circles_static's {"frames", "factors"}."""
+  return {"frames": np.asarray(stored["images"]), "factors": np.asarray(stored["factors"])}
+
+
+def _circles_dynamic_arrays(stored) -> dict[str, np.ndarray]:
+  """A circles_dynamic builder's example(s) -> load_circles_dynamic's {"frames", "factors"}."""
+  return {"frames": np.asarray(stored["frames"]), "factors": np.asarray(stored["factors"])}
+
+
+# A built dataset's examples -> the in-memory loader's (one example or a stacked split).
+_TFDS_ARRAYS = {"sprites": _sprite_arrays, "circles_static": _circles_static_arrays,
+                "circles_dynamic": _circles_dynamic_arrays}
+
+
+def _tfds_family(name: str) -> str:
+  """"sprites_lap/rate1" -> "sprites": physics, sprites, circles_static or circles_dynamic;
+  a ValueError naming the datasets the training loop reads for any other."""
+  from data import builders
+  dataset = name.split("/", 1)[0]
+  if dataset in builders.DATASETS:
+    if dataset.startswith(("physics_", "sprites_")):
+      return dataset.split("_", 1)[0]
+    if dataset in _TFDS_ARRAYS:
+      return dataset
+  readable = ", ".join(d for d in builders.DATASETS if d != "real_videos")
+  hint = (" (user videos train through the :video config variant)"
+          if dataset == "real_videos" else "")
+  raise ValueError(f"data.dataset={name!r}: the tfds input path reads {readable}{hint}; set "
+                   "--config.data.dataset=NAME/CONFIG")
+
+
 def load_tfds(data_config):
-  """A physics dataset built by `python -m data.build` (array_record, read without TensorFlow):
-  config fields dataset ("physics_pendulum/32_t20"), data_dir ("" = TFDS' default).
+  """A dataset built by `python -m data.build` (array_record, read without TensorFlow): config
+  fields dataset ("physics_pendulum/32_t20", "sprites_lap/rate1", "sprites_loc/default",
+  "circles_static/32", "circles_dynamic/32_t10", ...), data_dir ("" = TFDS' default).
 
   The train split stays on disk (a tfds data_source: data.pipeline.Batches reads its batches);
-  the test split is read into memory and rebuilt as Clips, so evaluation re-simulates it exactly
-  as it does procedural data.
+  the test split is read into memory. Physics: the test split is rebuilt as Clips, so evaluation
+  re-simulates it exactly as it does procedural data. Sprites and circles: both splits give the
+  in-memory loader's examples (load_sprites, load_circles_static, load_circles_dynamic: same
+  keys and dtypes; the train split through a MappedSource) and the same DatasetInfo; the
+  sprites transitions are the dataset's (its metadata), whatever data.transitions says.
   """
   from data import builders
   name, data_dir = data_config.dataset, data_config.data_dir or None
-  if not name.startswith("physics_"):
-    raise ValueError(f"data.dataset={name!r}: the tfds input path trains the physics models; "
-                     "choose one of " + ", ".join(d for d in builders.DATASETS
-                                                  if d.startswith("physics_")))
+  family = _tfds_family(name)
   train = builders.load(name, "train", data_dir)
   test_source = builders.load(name, "test", data_dir)
   test = stack_examples([test_source[i] for i in range(len(test_source))])
   metadata = builders.metadata(name, data_dir)
+  if family in _TFDS_ARRAYS:
+    to_arrays = _TFDS_ARRAYS[family]
+    test = to_arrays(test)
+    if family == "sprites":  # datasets built before the metadata held it: the builder's
+      transitions = metadata.get("transitions", builders.BUILDERS[name.split("/")[0]].TRANSITIONS)
+      info = sprites_info(transitions)
+    else:
+      info = circles_info(test["frames"])
+    return MappedSource(train, to_arrays), test, info
   options = dict(metadata["generator_options"])
   options = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
   clips = physics.Clips(system=metadata["system"], frames=test["frames"], latent=test["latent"],
@@ -142,6 +209,14 @@ def _positive_int(data_config, field: str) -> int:
   if int(value) != value or value < 1:
     raise ValueError(f"data.{field} must be a positive integer, got {value!r}.")
   return int(value)
+
+
+def circles_info(frames: np.ndarray) -> DatasetInfo:
+  """The DatasetInfo of circles images [N, H, W, C] (num_frames None) or clips [N, T, H, W, C]
+  (load_circles_static, load_circles_dynamic, and load_tfds of a circles_* dataset)."""
+  return DatasetInfo(image_shape=frames.shape[-3:],
+                     num_frames=frames.shape[1] if frames.ndim == 5 else None,
+                     factor_names=circles.FACTOR_NAMES)
 
 
 def load_circles_static(data_config):
@@ -163,8 +238,7 @@ def load_circles_static(data_config):
   arrays = {"frames": sample["images"][order], "factors": sample["factors"][order]}
   train = {k: v[:num_train] for k, v in arrays.items()}
   test = {k: v[num_train:] for k, v in arrays.items()}
-  info = DatasetInfo(image_shape=train["frames"].shape[1:], factor_names=circles.FACTOR_NAMES)
-  return train, test, info
+  return train, test, circles_info(train["frames"])
 
 
 def load_circles_dynamic(data_config):
@@ -182,9 +256,7 @@ def load_circles_dynamic(data_config):
                  gauss_levels=data_config.gauss_levels)
   train = circles.dynamic_sequences(num_train, data_config.seed, **options)
   test = circles.dynamic_sequences(num_test, data_config.seed + TEST_SEED_OFFSET, **options)
-  info = DatasetInfo(image_shape=train["frames"].shape[2:], num_frames=train["frames"].shape[1],
-                     factor_names=circles.FACTOR_NAMES)
-  return train, test, info
+  return train, test, circles_info(train["frames"])
 
 
 def load_sprites(data_config):
@@ -200,11 +272,15 @@ def load_sprites(data_config):
   seed = int(data_config.seed)
   train = sprites.sample_pairs(data_config, int(data_config.num_train), seed)
   test = sprites.sample_pairs(data_config, int(data_config.num_test), seed + TEST_SEED_OFFSET)
-  info = DatasetInfo(image_shape=sprites.OBSERVATION_SHAPE, num_frames=2,
+  return train, test, sprites_info(data_config.transitions)
+
+
+def sprites_info(transitions: str) -> DatasetInfo:
+  """The DatasetInfo of sprite pairs (load_sprites, and load_tfds of a sprites_* dataset)."""
+  return DatasetInfo(image_shape=sprites.OBSERVATION_SHAPE, num_frames=2,
                      factor_names=sprites.FACTOR_NAMES, factor_sizes=sprites.FACTOR_SIZES,
-                     transitions=sprites.canonical_transitions(data_config.transitions),
+                     transitions=sprites.canonical_transitions(transitions),
                      ground_truth=sprites.SpritesGroundTruth())
-  return train, test, info
 
 
 LOADERS = {
