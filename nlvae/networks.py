@@ -277,9 +277,8 @@ class Encoder(nn.Module):
 
 def _posterior(moments: jax.Array, lead: tuple[int, ...]) -> Posterior:
   """The moments layer's output [N, 2 D] (mean, then log-variance) -> Posterior [*lead, D]."""
-  mean, log_var = jnp.split(moments, 2, axis=-1)
-  return Posterior(mean=mean.reshape(lead + mean.shape[-1:]),
-                   log_var=log_var.reshape(lead + log_var.shape[-1:]))
+  moments = moments.reshape(lead + (2, moments.shape[-1] // 2))
+  return Posterior(mean=moments[..., 0, :], log_var=moments[..., 1, :])
 
 
 def spatial_softmax(feature_maps: jax.Array, log_temperature: jax.Array) -> jax.Array:
