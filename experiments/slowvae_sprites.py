@@ -6,7 +6,7 @@ r"""SlowVAE on procedural dSprites pairs (Klindt et al. 2021).
   python -m experiments.run --config=experiments/slowvae_sprites.py:full            # paper scale
   python -m experiments.run --config=experiments/slowvae_sprites.py:full_uniform
 
-A variant is [SCALE][_TRANSITIONS] (either part may be left out):
+A variant is [SCALE][_TRANSITIONS][_tfds] (any part may be left out):
   SCALE
     (none), quick  CPU smoke scale: 300 steps of 32 pairs (64 images), Adam 1e-3 (10x the paper's,
                    to get somewhere in 300 steps), 10k training pairs; metrics at quick scale
@@ -40,6 +40,9 @@ A variant is [SCALE][_TRANSITIONS] (either part may be left out):
                      the default 0, like its -1, draws it).
     natural          heavy-tailed natural-motion stand-in for Natural Sprites / KITTI Masks.
     Aliases: lap = laplace, loc = uni = uniform (earlier nlvae names; e.g. :loc, :full_loc).
+  _tfds (last)     read the pairs that `python -m data.build --dataset=sprites_lap` (sprites_loc,
+                   sprites_natural) wrote, from disk (--config.data.data_dir=DIR), instead of
+                   sampling them in memory; e.g. :medium_tfds, :uniform_tfds.
 
 Model options: --config.model.kl_form=reference reproduces the release's Laplace term (entropy
 subtracted once per pair); the default "symmetric" is the true KL (nlvae/models/slowvae.py).

@@ -283,7 +283,7 @@ def test_configs_and_variants():
   steps = {"quick": 300, "medium": 7_500, "full": 300_000}
   for variant, (scale, transitions) in cases.items():
     slow, beta = slowvae_sprites.get_config(variant), betavae_sprites.get_config(variant)
-    assert sprites_configs.parse_variant(variant) == (scale, transitions)
+    assert sprites_configs.parse_variant(variant) == (scale, transitions, False)
     assert slow.data.transitions == beta.data.transitions == transitions
     assert sprites.canonical_transitions(transitions) == transitions
     assert (slow.model.name, beta.model.name) == ("slowvae", "beta_vae")
@@ -291,6 +291,11 @@ def test_configs_and_variants():
     assert slow.train.batch_size == 32  # 32 pairs = 64 images
     assert slow.train.num_steps == beta.train.num_steps == steps[scale]
     assert slow.data.to_dict() == beta.data.to_dict() and slow.train == beta.train
+  for variant, dataset in (("tfds", "sprites_lap/rate1"), ("medium_loc_tfds", "sprites_loc/default"),
+                           ("natural_tfds", "sprites_natural/default")):
+    from_disk = slowvae_sprites.get_config(variant)
+    assert from_disk.data.to_dict() == dict(name="tfds", dataset=dataset, data_dir="")
+    assert from_disk.train == slowvae_sprites.get_config(variant[:-len("_tfds")] or None).train
   full = slowvae_sprites.get_config("full")
   assert (full.train.num_steps, full.train.learning_rate, full.train.schedule) == (
       300_000, 1e-4, "constant")

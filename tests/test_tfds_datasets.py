@@ -148,13 +148,14 @@ def test_tfds_path_names_the_datasets_it_reads(tmp_path):
 
 
 def test_slowvae_trains_end_to_end_through_the_tfds_path(tmp_path):
+  from experiments import slowvae_sprites
   from tests.test_slowvae import tiny_config  # 3 steps of 4 pairs, quick metrics
   config = tiny_config()
   built = builders.GeneratedConfig(name="tiny", num_train=32, num_test=8, chunk_size=16,
                                    options={"rate": 1.0})
   builders.build("sprites_lap", built, data_dir=tmp_path / "tfds")
-  config.data = ConfigDict(dict(name="tfds", dataset="sprites_lap/tiny",
-                                data_dir=str(tmp_path / "tfds")))
+  config.data = slowvae_sprites.get_config("tfds").data  # the variant, pointed at the tiny build
+  config.data.update(dataset="sprites_lap/tiny", data_dir=str(tmp_path / "tfds"))
   results = train.train_and_evaluate(config, tmp_path / "run")
   written = json.loads((tmp_path / "run" / "eval.json").read_text())
   assert written == pytest.approx(results)

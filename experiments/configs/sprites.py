@@ -2,9 +2,11 @@
 (experiments/slowvae_sprites.py, betavae_sprites.py, adagvae_sprites.py; the variants are
 described in experiments/slowvae_sprites.py).
 
-A variant is [SCALE][_TRANSITIONS] (either part may be left out; "_" joins them): SCALE one of
-SCALES (default quick), TRANSITIONS one of data.sprites.TRANSITIONS (default laplace) or an alias
-of data.sprites.TRANSITION_ALIASES.
+A variant is [SCALE][_TRANSITIONS][_tfds] (any part may be left out; "_" joins them): SCALE one
+of SCALES (default quick), TRANSITIONS one of data.sprites.TRANSITIONS (default laplace) or an
+alias of data.sprites.TRANSITION_ALIASES; tfds reads the pairs of TFDS_DATASETS that
+`python -m data.build` wrote (--config.data.data_dir=DIR, "" = TFDS' default) instead of
+sampling them in memory.
 """
 import ml_collections
 
@@ -15,12 +17,19 @@ from experiments.configs.variants import parse_variants
 SCALES = ("quick", "medium", "full")
 
 
-def parse_variant(arg: str | None) -> tuple[str, str]:
-  """"[SCALE][_TRANSITIONS]" -> (scale, transitions), e.g. "" -> ("quick", "laplace"),
-  "full_loc" -> ("full", "uniform"), "medium" -> ("medium", "laplace")."""
-  variants = parse_variants(arg, scales=SCALES, flags=TRANSITIONS, exclusive=(TRANSITIONS,),
-                            aliases=TRANSITION_ALIASES, separator="_", scale_first=True)
-  return variants.scale, variants.one_of(TRANSITIONS, "laplace")
+# The data.build dataset of each transition type, read by the `tfds` variant.
+TFDS_DATASETS = {"laplace": "sprites_lap/rate1", "uniform": "sprites_loc/default",
+                 "natural": "sprites_natural/default"}
+
+
+def parse_variant(arg: str | None) -> tuple[str, str, bool]:
+  """"[SCALE][_TRANSITIONS][_tfds]" -> (scale, transitions, tfds), e.g. "" -> ("quick",
+  "laplace", False), "full_loc" -> ("full", "uniform", False), "medium_tfds" -> ("medium",
+  "laplace", True)."""
+  variants = parse_variants(arg, scales=SCALES, flags=TRANSITIONS + ("tfds",),
+                            exclusive=(TRANSITIONS,), aliases=TRANSITION_ALIASES, separator="_",
+                            scale_first=True)
+  return variants.scale, variants.one_of(TRANSITIONS, "laplace"), "tfds" in variants.flags
 
 
 def train_schedule(scale: str) -> dict:
@@ -37,11 +46,13 @@ def train_schedule(scale: str) -> dict:
 
 def sprites_config(arg: str | None) -> ml_collections.ConfigDict:
   """The SlowVAE config of a variant ("" is the quick laplace default)."""
-  scale, transitions = parse_variant(arg)
+  scale, transitions, tfds = parse_variant(arg)
   full = scale == "full"
   data = dict(name="sprites", transitions=transitions, rate=1.0, max_changed=4, k=0,
               num_train={"quick": 10_000, "medium": 50_000, "full": 200_000}[scale],
               num_test=5_000 if full else 1_000, seed=0)
+  if tfds:  # the pairs that `python -m data.build --dataset=...` wrote, read from disk
+    data = dict(name="tfds", dataset=TFDS_DATASETS[transitions], data_dir="")
   model = dict(name="slowvae", latent_dim=10, beta=1.0, gamma=10.0, rate_prior=6.0,
                kl_form="symmetric", upsample="subpixel",
                eval_scale="full" if full else "quick",
