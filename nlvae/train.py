@@ -64,8 +64,9 @@ CORRUPT_CHECKPOINTS = "corrupt_checkpoints"
 PREVIOUS_RUN = "previous_run"
 LOCK_FILE = "run.lock"
 # What train.restart=true moves to workdir/previous_run (the outputs of a run).
+TIMING = "timing.json"  # wall seconds of the last training command's phases
 RUN_OUTPUTS = ("config.json", "metrics.jsonl", "eval.json", "checkpoints", CHECKSUMS,
-               CORRUPT_CHECKPOINTS, "figures", "videos", "tensorboard")
+               CORRUPT_CHECKPOINTS, "figures", "videos", "tensorboard", TIMING)
 # Config keys that change neither the trained parameters nor the checkpoints' contents: a rerun in
 # the same workdir may change them (they are also left out of the default workdir name). A key
 # matches itself and everything under it. train.num_steps is added when the schedule is constant
@@ -687,16 +688,26 @@ def train_and_evaluate(config, workdir, *, stop_after: int | None = None) -> dic
     TrainingInterrupted: SIGINT / SIGTERM; a checkpoint of the last finished step is saved.
   """
   workdir = pathlib.Path(workdir)
+  start = time.perf_counter()
   with _opened(config, workdir, "train") as (run, stop):
+    timing = {"setup_s": time.perf_counter() - start}  # data, networks, restore
     num_steps = config.train.num_steps
     end_step = num_steps if stop_after is None else min(num_steps, run.start_step + stop_after)
     state = _train(config, run, stop, end_step)
+    timing["train_s"] = time.perf_counter() - start - timing["setup_s"]  # compilation included
     if end_step < num_steps or jax.process_index() != 0:  # process 0 alone evaluates
       return {}
     stop.outside_message = lambda name: (
         f"stopped by {name} during the final evaluation; the trained checkpoint (step "
         f"{num_steps}) is saved in {workdir / 'checkpoints'}; rerun with --mode=eval to evaluate it")
-    return _write_evaluation(run, jax.device_get(state.params), num_steps)
+    results = _write_evaluation(run, jax.device_get(state.params), num_steps)
+    timing["evaluation_s"] = time.perf_counter() - start - timing["setup_s"] - timing["train_s"]
+    timing.update(total_s=time.perf_counter() - start, steps=num_steps - run.start_step)
+    write_atomically(workdir / TIMING, json.dumps(timing, indent=2) + "\n")
+    print("Wall time: " + ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in timing.items()
+                                    if k.endswith("_s")) + f" ({timing['steps']} steps).",
+          flush=True)
+    return results
 
 
 def evaluate(config, workdir) -> dict:

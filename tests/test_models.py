@@ -64,6 +64,10 @@ def test_a_new_model_trains_with_one_registry_line(tmp_path, monkeypatch):
   losses = [r["train/loss"] for r in rows if "train/loss" in r]
   assert losses[-1] < losses[0]  # it learns
   assert (tmp_path / "checkpoints").is_dir()
+  timing = json.loads((tmp_path / "timing.json").read_text())  # the command's phases
+  assert timing["steps"] == 30
+  phases = [timing[k] for k in ("setup_s", "train_s", "evaluation_s")]
+  assert all(t > 0 for t in phases) and sum(phases) <= timing["total_s"] <= sum(phases) + 1.0
 
 
 @pytest.mark.parametrize("module, generative", [
