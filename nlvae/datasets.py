@@ -183,6 +183,11 @@ def load_tfds(data_config):
   train = builders.load(name, "train", data_dir)
   test_source = builders.load(name, "test", data_dir)
   test = stack_examples([test_source[i] for i in range(len(test_source))])
+  stored = test.get("frames", test.get("images"))
+  if stored is not None and stored.dtype != np.uint8:
+    raise ValueError(f"data.dataset={name!r} stores {stored.dtype} frames (built before frames "
+                     f"were stored as uint8); rebuild it: python -m data.build "
+                     f"--dataset={name} --data_dir=... (then rerun)")
   metadata = builders.metadata(name, data_dir)
   if family in _TFDS_ARRAYS:
     to_arrays = _TFDS_ARRAYS[family]

@@ -164,3 +164,26 @@ def test_slowvae_trains_end_to_end_through_the_tfds_path(tmp_path):
   assert all(np.isfinite(v) for v in written.values())
   lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
   assert any("train/laplace_kl" in json.loads(line) for line in lines)
+
+
+def test_a_dataset_with_float_frames_is_refused_in_one_line(tmp_path, monkeypatch):
+  """Circles datasets built before frames were stored as uint8 hold float32 frames: loading one
+  names the dataset and the rebuild command before any training."""
+  built = builders.GeneratedConfig(name="tiny", num_train=8, num_test=4, chunk_size=8)
+  builders.build("circles_dynamic", built, data_dir=tmp_path)
+  load = builders.load
+
+  class FloatFrames:  # the stored examples, as an old build held them
+    def __init__(self, source):
+      self.source = source
+    def __len__(self):
+      return len(self.source)
+    def __getitem__(self, i):
+      example = dict(self.source[i])
+      example["frames"] = example["frames"].astype(np.float32) / 255.0
+      return example
+
+  monkeypatch.setattr(builders, "load", lambda *a, **k: FloatFrames(load(*a, **k)))
+  with pytest.raises(ValueError, match=r"stores float32 frames .* rebuild it: python -m data"):
+    datasets.load(ConfigDict(dict(name="tfds", dataset="circles_dynamic/tiny",
+                                  data_dir=str(tmp_path))))
