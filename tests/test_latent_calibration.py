@@ -119,8 +119,9 @@ def test_falling_evaluation_without_resimulation_uses_the_free_fall_map(tmp_path
   centre, *coefficients = results["latent/physical_map"]
   assert 1 <= len(coefficients) <= physics_eval.FREE_FALL_MAP_DEGREE
   assert results["latent/physical_scale"] == coefficients[0]
-  for key in ("latent/abs_pearson_r", "latent/slope", "latent/inferred_abs_pearson_r"):
-    assert np.isfinite(results.get(key, 0.0)), key
+  for key in ("latent/abs_pearson_r", "latent/slope", "latent/inferred_abs_pearson_r",
+              "latent/inferred_slope"):
+    assert np.isfinite(results[key]), key
   for name in config.model.interventions:
     assert (tmp_path / "videos" / f"{name}.gif").stat().st_size > 0
     assert np.isfinite(results[f"intervention/{name}/latent_rms_change"])

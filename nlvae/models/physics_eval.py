@@ -514,17 +514,24 @@ def evaluate(model, params, data, workdir, rng, num_counterfactual_clips: int = 
   prior = model.current_prior(params)
   results, brightness_map, (slope, intercept) = {}, None, (1.0, 0.0)
   latent_map = LatentMap()  # physical units from latent units
-  if model.config.calibrate_scale and system != "pulsar":
-    train_means, _ = _encode_all(model, params, data["train"]["frames"][:512])
+  calibrate = model.config.calibrate_scale and system != "pulsar"
+  free_fall = (calibrate and system == "falling" and "g" not in params["prior"]
+               and float(prior.params["drag"]) == 0)
+  refit_names = tuple(params["prior"]) if (calibrate and info.video is not None
+                                           and system in ("pendulum", "spring")) else ()
+  if calibrate:  # the training clips' latents (all of them for the refit, else 512)
+    train_frames = data["train"]["frames"]
+    train_means, _ = _encode_all(model, params, train_frames if refit_names else
+                                 train_frames[:512])
     train_means = train_means[..., :model.num_physical]
-    if system == "falling" and "g" not in params["prior"] and float(prior.params["drag"]) == 0:
-      latent_map, _ = free_fall_map(train_means[..., -1], float(info.dt),
+    if free_fall:
+      latent_map, _ = free_fall_map(train_means[:512, :, -1], float(info.dt),
                                     float(prior.params["g"]))
     else:
       stride = calibration_stride(float(info.dt), train_means.shape[1], prior.order)
       step_prior = model.build_prior(float(info.dt) * stride, params)
-      scale, _, _ = physical_scale(step_prior, train_means, stride, predict=shooting_predictor(
-          step_prior, float(info.dt) * stride))
+      scale, _, _ = physical_scale(step_prior, train_means[:512], stride,
+                                   predict=shooting_predictor(step_prior, float(info.dt) * stride))
       latent_map = LatentMap((scale,))
     physical = latent_map.to_physical(physical)
   if system == "pulsar":  # the phase through the prior; the encoder's own u is scored as well
@@ -539,21 +546,17 @@ def evaluate(model, params, data, workdir, rng, num_counterfactual_clips: int = 
     results["latent/brightness_abs_pearson_r"] = abs(float(np.corrcoef(
         physical[..., 2].ravel(), clips.states["brightness"].ravel())[0, 1]))
 
-  if model.config.calibrate_scale and system != "pulsar":
+  if calibrate:
     results["latent/physical_scale"] = latent_map.scale
     results["latent/physical_map"] = [latent_map.centre, *latent_map.coefficients]
-    if truth is not None and len(latent_map.coefficients) > 1:  # falling: through the prior
+    if truth is not None and free_fall:  # the height inferred through the prior
       inferred, _ = latent_scores(system, free_fall_smoothed(
           physical[..., -1], float(info.dt), float(prior.params["g"]))[..., None], truth)
       results.update({k.replace("latent/", "latent/inferred_"): v for k, v in inferred.items()})
   refit = {}
-  if (model.config.calibrate_scale and info.video is not None and params["prior"]
-      and system in ("pendulum", "spring")):  # learned constants, re-fitted to whole videos
-    train_means, _ = _encode_all(model, params, data["train"]["frames"])
-    series, mask = video_series(train_means[..., :model.num_physical], info.video.train.source,
-                                info.video.train.start)
-    refit = refit_constants(prior, series, mask, float(info.dt), latent_map.scale,
-                            tuple(params["prior"]))
+  if refit_names:  # learned constants, re-fitted to whole videos
+    series, mask = video_series(train_means, info.video.train.source, info.video.train.start)
+    refit = refit_constants(prior, series, mask, float(info.dt), latent_map.scale, refit_names)
   for name, value in params["prior"].items():
     results[f"params/{name}"] = float(value)
     if name in refit:
