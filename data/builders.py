@@ -15,9 +15,11 @@ Datasets, configs (default first) and features per example (S = image size, T = 
       images uint8 [32,32,1], factors f32 [4], indices int64 [4].
   circles_dynamic (configs 32_t10, 32_t20)
       frames uint8 [T,32,32,1], factors f32 [T,4].
-  real_videos (configs 32_t20_grey, 64_t20_grey, 64_t20_rgb, or any name that
-      `real_videos_config` parses, e.g. 64_t30_rgb_stride2_crop0x80x480x480_test20)
-      frames uint8 [T,S,S,C], source (file name, bytes), start int64 (first frame).
+  real_videos (version 2.0.0; configs 32_t20_grey, 64_t20_grey, 64_t20_rgb, or any name that
+      `real_videos_config` parses, e.g. 64_t30_rgb_stride2_crop0x80x480x480_test10_bgnone)
+      frames uint8 [T,S,S,C], source int64 (the video's index in the metadata's videos),
+      start int64 (its first frame), dt float64 (seconds per frame), states {angle, position,
+      height, phase: f32 [T]} (truth per frame; NaN for a state without truth files).
 
 Determinism: a split is the concatenation of chunks; chunk c of split s is the generator called
 with `count` examples and the seed `chunk_seed(config.seed, s, c)` (see `chunk_plan`), so the
@@ -26,8 +28,15 @@ cuts one seeded permutation of the factor grid into disjoint train and test grid
 Physics metadata (metadata.json) records dt and every simulator option; sprites metadata the
 transitions name and the factor grid (what nlvae.datasets.load_tfds gives the models).
 
-All datasets have train and test splits (real_videos: test holds the last `test_fraction` of
-every video's frames, so test clips never overlap train clips in time).
+real_videos is ingested by data.user_video.load_folder, the :video variant's ingestion, with the
+options its config name encodes (data.user_video.options_from_name); its metadata records the
+options, dt, the videos (name, num_frames, fps, split), the skipped files with their reasons, the
+split kind, the truth states every video has, and the manual folder with its files' fingerprint.
+`read_video_dataset` reads it back as the data.user_video.VideoDataset of that folder.
+
+All datasets have train and test splits (real_videos: several videos hold whole videos out, one
+video its last `test` percent of frames; a folder too small for either repeats train as test,
+as the :video variant evaluates on the training clips).
 """
 
 from __future__ import annotations
@@ -35,7 +44,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
-import re
 from collections.abc import Iterator
 
 import jax
@@ -44,7 +52,7 @@ import tensorflow_datasets as tfds
 from absl import logging
 from etils import epath
 
-from data import circles, physics, sprites, video
+from data import circles, physics, pipeline, sprites, user_video, video
 
 VERSION = tfds.core.Version("1.0.0")
 SPLITS = ("train", "test")
@@ -286,106 +294,101 @@ class CirclesDynamic(_GeneratedBuilder):
 # --------------------------------------------------------------------------------- real videos
 @dataclasses.dataclass(eq=False)
 class RealVideosConfig(tfds.core.BuilderConfig):
-  """Config of `real_videos`: how user videos become clips (see data.video.ingest_folder)."""
-  image_size: int = 64
-  num_frames: int = 20
-  channels: int = 1
-  stride: int = 5
-  crop_box: tuple[int, int, int, int] | None = None
-  test_fraction: float = 0.1
-
-
-_REAL_VIDEOS_NAME = re.compile(
-    r"(?P<size>\d+)_t(?P<frames>\d+)_(?P<colour>grey|rgb)(?:_stride(?P<stride>\d+))?"
-    r"(?:_crop(?P<crop>\d+x\d+x\d+x\d+))?(?:_test(?P<test>\d+))?")
+  """Config of `real_videos`: how user videos become clips, data.user_video.IngestOptions
+  without a system (the truth files of every state are read), named by `real_videos_config`."""
+  options: user_video.IngestOptions = dataclasses.field(
+      default_factory=lambda: user_video.IngestOptions(system=""))
 
 
 def real_videos_config(name: str) -> RealVideosConfig:
-  """Parses a real_videos config name "{S}_t{T}_{grey|rgb}[_stride{K}][_crop{top}x{left}x{h}x{w}]
-  [_test{percent}]", e.g. "64_t20_grey" or "64_t30_rgb_stride2_crop0x80x480x480_test20".
+  """Parses a real_videos config name (data.user_video.NAME_FORMAT): "{S}_t{T}_{grey|rgb}
+  [_stride{K}][_crop{top}x{left}x{h}x{w}][_test{percent}][_bg{median|none}][_fps{N}]", e.g.
+  "32_t20_grey" (the :video variant's default ingestion) or
+  "64_t30_rgb_stride2_crop0x80x480x480_test10_bgnone".
 
-  Defaults: stride max(1, T // 4), no crop (largest centred square), test 10 percent.
+  Defaults: stride max(1, T // 4), the largest centred square, 20 percent held out, median
+  background removal, the files' frame rate.
   """
-  match = _REAL_VIDEOS_NAME.fullmatch(name)
-  if match is None:
-    raise ValueError(f"Bad real_videos config {name!r}: expected "
-                     "'{size}_t{frames}_{grey|rgb}[_stride{k}][_crop{top}x{left}x{h}x{w}]"
-                     "[_test{percent}]', e.g. '64_t20_grey'.")
-  num_frames = int(match["frames"])
-  test = int(match["test"]) if match["test"] else 10
-  if not 0 <= test < 100 or num_frames < 1 or int(match["size"]) < 1:
-    raise ValueError(f"Bad real_videos config {name!r}: need size, frames >= 1 and a test "
-                     "percentage in [0, 100).")
-  return RealVideosConfig(
-      name=name, description=f"User videos as {name} clips.", image_size=int(match["size"]),
-      num_frames=num_frames, channels=1 if match["colour"] == "grey" else 3,
-      stride=int(match["stride"]) if match["stride"] else max(1, num_frames // 4),
-      crop_box=tuple(int(v) for v in match["crop"].split("x")) if match["crop"] else None,
-      test_fraction=test / 100)
-
-
-def time_splits(result: video.IngestResult, num_frames: int, test_fraction: float
-                ) -> dict[str, np.ndarray]:
-  """Clip indices of each split: test clips lie in the last `test_fraction` of their video's
-  frames, train clips before it; clips that straddle the boundary are dropped."""
-  lengths = np.array([result.source_lengths[s] for s in result.source], np.int64)
-  boundary = np.floor(lengths * (1.0 - test_fraction)).astype(np.int64)
-  end = result.start + num_frames
-  return {"train": np.flatnonzero(end <= boundary),
-          "test": np.flatnonzero(result.start >= boundary)}
+  return RealVideosConfig(name=name, description=f"User videos as {name} clips.",
+                          options=user_video.options_from_name(name))
 
 
 class RealVideos(tfds.core.GeneratorBasedBuilder):
-  """Clips cut from the user's own videos (mp4/avi/mov/mkv/gif files and frame folders)."""
+  """Clips cut from the user's own videos (mp4/avi/mov/mkv/gif files and frame folders),
+  ingested by data.user_video.load_folder, as the :video config variant ingests them."""
 
-  VERSION = VERSION
-  RELEASE_NOTES = {"1.0.0": "Initial release."}
+  VERSION = tfds.core.Version("2.0.0")
+  RELEASE_NOTES = {
+      "1.0.0": "Initial release.",
+      "2.0.0": "Ingested by data.user_video: frame rate (dt), whole videos held out, background "
+               "removal, truth states; source is the video's index.",
+  }
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
-      "Put video files (.mp4 .avi .mov .mkv .gif) and/or folders of image frames into the manual "
-      "folder (python -m data.build --dataset=real_videos --manual_dir=FOLDER). Undecodable "
-      "files are skipped and listed in the dataset's metadata.")
+      "Put video files (.mp4 .avi .mov .mkv .gif) and/or folders of image frames, with optional "
+      "truth files <stem>.<state>.npy, into the manual folder (python -m data.build "
+      "--dataset=real_videos --manual_dir=FOLDER). Undecodable or too short files are skipped "
+      "and listed in the dataset's metadata.")
   BUILDER_CONFIGS = [real_videos_config(name)
                      for name in ("32_t20_grey", "64_t20_grey", "64_t20_rgb")]
 
   def _info(self) -> tfds.core.DatasetInfo:
-    config = self.builder_config
-    size, frames, channels = config.image_size, config.num_frames, config.channels
+    options = self.builder_config.options
+    frames, size = options.num_frames, options.image_size
+    states = {state: tfds.features.Tensor(shape=(frames,), dtype=np.float32)
+              for state in user_video.TRUTH_STATES}
     return tfds.core.DatasetInfo(
         builder=self, description=self.__doc__,
         features=tfds.features.FeaturesDict({
-            "frames": tfds.features.Tensor(shape=(frames, size, size, channels), dtype=np.uint8,
-                                           encoding=tfds.features.Encoding.ZLIB),
-            "source": tfds.features.Text(),
-            "start": tfds.features.Tensor(shape=(), dtype=np.int64)}),
-        metadata=tfds.core.MetadataDict(_jsonable({
-            "image_size": size, "num_frames": frames, "channels": channels,
-            "stride": config.stride, "crop_box": config.crop_box,
-            "test_fraction": config.test_fraction})),
+            "frames": tfds.features.Tensor(shape=(frames, size, size, options.channels),
+                                           dtype=np.uint8, encoding=tfds.features.Encoding.ZLIB),
+            "source": tfds.features.Tensor(shape=(), dtype=np.int64),
+            "start": tfds.features.Tensor(shape=(), dtype=np.int64),
+            # Bytes: TFDS stores other float64 values as float32.
+            "dt": tfds.features.Tensor(shape=(), dtype=np.float64,
+                                       encoding=tfds.features.Encoding.BYTES),
+            "states": tfds.features.FeaturesDict(states)}),
+        metadata=tfds.core.MetadataDict(_jsonable({"options": dataclasses.asdict(options)})),
         disable_shuffling=True)
 
   def _split_generators(self, dl_manager):
-    config = self.builder_config
-    result = video.ingest_folder(
-        dl_manager.manual_dir, num_frames=config.num_frames, stride=config.stride,
-        image_size=config.image_size, channels=config.channels, crop_box=config.crop_box,
-        log=logging.warning)
+    dataset = user_video.load_folder(dl_manager.manual_dir, self.builder_config.options,
+                                     cache=False, log=logging.warning)
     self.info.metadata.update(_jsonable({
-        "skipped": result.skipped, "source_lengths": result.source_lengths,
+        "dt": dataset.dt, "videos": dataset.videos, "skipped": dataset.skipped,
+        "split": dataset.split, "states": sorted(dataset.train.states),
+        "manual_dir": str(dl_manager.manual_dir),
         "manual_fingerprint": getattr(self, "manual_fingerprint", None)}))
-    splits = time_splits(result, config.num_frames, config.test_fraction)
-    if not len(splits["train"]):
-      raise ValueError(f"No training clips from {dl_manager.manual_dir}: {result.summary()} "
-                       "Add longer videos or lower num_frames / test percentage.")
-    if not len(splits["test"]):
-      logging.warning("real_videos: no video is long enough for a test clip in its last %.0f%% "
-                      "of frames; writing the train split only.", 100 * config.test_fraction)
-      del splits["test"]
-    return {name: self._generate_examples(result, indices) for name, indices in splits.items()}
+    return {split: self._generate_examples(getattr(dataset, split), dataset.dt)
+            for split in SPLITS}
 
-  def _generate_examples(self, result: video.IngestResult, indices: np.ndarray):
-    for key, i in enumerate(indices):
-      yield key, {"frames": result.clips[i], "source": result.source[i],
-                  "start": result.start[i]}
+  def _generate_examples(self, clips: user_video.VideoClips, dt: float):
+    missing = np.full(clips.frames.shape[1], np.nan, np.float32)  # a state without truth files
+    for i in range(len(clips.frames)):
+      yield i, {"frames": clips.frames[i], "source": clips.source[i], "start": clips.start[i],
+                "dt": dt, "states": {state: clips.states[state][i] if state in clips.states
+                                     else missing for state in user_video.TRUTH_STATES}}
+
+
+def read_video_dataset(name: str, system: str, data_dir=None) -> user_video.VideoDataset:
+  """A built real_videos dataset ("real_videos/32_t20_grey") as the data.user_video.VideoDataset
+  that `user_video.load_folder` gives the :video variant for the same folder and options with
+  `system` (both splits in memory; the truth is the system's latent where every video has it).
+  """
+  metadata = dict(_built(name, data_dir).info.metadata)
+  state = physics.LATENTS[system]
+  truth = state if state in metadata["states"] else None
+
+  def clips(split):
+    source = load(name, split, data_dir)
+    stored = pipeline.stack_examples([source[i] for i in range(len(source))])
+    return user_video.VideoClips(
+        frames=stored["frames"], states={} if truth is None else {truth: stored["states"][truth]},
+        source=stored["source"], start=stored["start"])
+
+  return user_video.VideoDataset(
+      train=clips("train"), test=clips("test"), dt=float(metadata["dt"]),
+      videos=[dict(v) for v in metadata["videos"]],
+      skipped=[tuple(s) for s in metadata["skipped"]], split=metadata["split"], truth=truth)
 
 
 # ---------------------------------------------------------------------------------- public API
@@ -443,17 +446,6 @@ def _remove_incomplete(builder: tfds.core.DatasetBuilder) -> None:
       shutil.rmtree(leftover, ignore_errors=True)
 
 
-def manual_fingerprint(manual_dir) -> str:
-  """A hash of the videos in a manual folder: names, sizes and modification times."""
-  import hashlib
-  entries = []
-  for path in video.list_videos(manual_dir):
-    members = sorted(path.iterdir()) if path.is_dir() else [path]
-    entries += [(str(m.relative_to(manual_dir)), m.stat().st_size, m.stat().st_mtime_ns)
-                for m in members]
-  return hashlib.sha256(json.dumps(entries).encode()).hexdigest()[:16]
-
-
 def build(name: str, config: str | tfds.core.BuilderConfig | None = None, data_dir=None, *,
           manual_dir=None) -> tfds.core.DatasetBuilder:
   """Builds (if not built yet) dataset `name` under data_dir and returns its builder.
@@ -475,15 +467,14 @@ def build(name: str, config: str | tfds.core.BuilderConfig | None = None, data_d
     if not video.list_videos(manual_dir):
       raise ValueError(f"Manual folder {manual_dir} holds no videos (expected "
                        f"{', '.join(video.VIDEO_SUFFIXES)} files or folders of frames).")
-    fingerprint = manual_fingerprint(manual_dir)
+    fingerprint = user_video.files_fingerprint(manual_dir)
     built = pathlib.Path(str(builder.data_dir)) / "dataset_info.json"
     if built.exists():
       recorded = dict(builder.info.metadata or {}).get("manual_fingerprint")
       if recorded != fingerprint:
         raise ValueError(
             f"{builder.name}/{builder.builder_config.name} in {builder.data_dir} was built from "
-            f"other files than {manual_dir}; pass another --config name (e.g. "
-            f"{builder.builder_config.name}_test15) or another --data_dir, or delete that folder.")
+            f"other files than {manual_dir}; pass another --data_dir, or delete that folder.")
       return builder
     download_config = tfds.download.DownloadConfig(manual_dir=str(manual_dir))
     builder.manual_fingerprint = fingerprint
@@ -514,16 +505,25 @@ def load(name: str, split: str = "train", data_dir=None, *,
 
 def _built(name: str, data_dir=None, config=None) -> tfds.core.DatasetBuilder:
   """The read-only builder of a built dataset; FileNotFoundError (with the build command) if
-  it has not been built."""
+  it has not been built, or was built by another version of its builder."""
   cls, config = _split_name(name, config)
   config_name = (cls.BUILDER_CONFIGS[0].name if config is None
                  else config if isinstance(config, str) else config.name)
   root = epath.Path(data_dir or DEFAULT_DATA_DIR)
-  directory = root / cls.name / config_name / str(VERSION)
+  directory = root / cls.name / config_name / str(cls.VERSION)
   if not (directory / "dataset_info.json").exists():
-    raise FileNotFoundError(
-        f"{cls.name}/{config_name} is not built in {root}; build it with: python -m data.build "
-        f"--dataset={cls.name} --config={config_name} --data_dir={root}")
+    command = (f"python -m data.build --dataset={cls.name} --config={config_name} "
+               f"--data_dir={root}")
+    if cls is RealVideos:
+      command += " --manual_dir=YOUR_VIDEO_FOLDER"
+    others = sorted(p.parent.name for p in (root / cls.name / config_name).glob(
+        "*/dataset_info.json")) if (root / cls.name / config_name).exists() else []
+    if others:
+      raise FileNotFoundError(
+          f"{cls.name}/{config_name} in {root} was built by builder version "
+          f"{', '.join(others)}; this code reads version {cls.VERSION}: rebuild it with {command}")
+    raise FileNotFoundError(f"{cls.name}/{config_name} is not built in {root}; build it with: "
+                            f"{command}")
   return tfds.builder_from_directory(directory)
 
 

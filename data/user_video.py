@@ -12,8 +12,13 @@ rest is used.
 
 Ground truth (optional): a per-frame array `<stem>.<state>.npy` beside the video (`pendulum.mp4`
 -> `pendulum.angle.npy`; a frame folder `take1/` -> `take1.angle.npy`), one value per video frame,
-with <state> the system's latent (data.physics.LATENTS: angle, position, height, phase). Truth is
-used only when every ingested video has it.
+with <state> the system's latent (data.physics.LATENTS: angle, position, height, phase); without a
+system (`system=""`, what the real_videos TFDS builder ingests with) every state's files are read.
+A state's truth is used only when every ingested video has it.
+
+The real_videos TFDS builder (data/builders.py) ingests through `load_folder` too; its config
+names encode the options (`config_name`, `options_from_name`): "32_t20_grey" is the :video
+variant's default ingestion.
 
 Background removal ("median"): each frame is divided by its gain against the video's median frame
 (lighting flicker, auto exposure), the median frame is subtracted, and the absolute difference is
@@ -30,6 +35,7 @@ import hashlib
 import json
 import os
 import pathlib
+import re
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -39,7 +45,9 @@ import numpy as np
 from data import physics, video
 
 BACKGROUNDS = ("median", "none")
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+# The truth states there can be files of: every system's latent (data.physics.LATENTS).
+TRUTH_STATES = tuple(dict.fromkeys(physics.LATENTS.values()))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +55,8 @@ class IngestOptions:
   """How user videos become clips.
 
   Attributes:
-    system: data.physics system whose latent names the truth files (angle, position, height).
+    system: data.physics system whose latent names the truth files (angle, position, height), or
+      "" for none: the truth files of every state (TRUTH_STATES) are read.
     num_frames: T, frames per clip.
     stride: frames between the starts of consecutive clips (0: T // 4, at least 1).
     image_size: S, clips are S x S.
@@ -67,8 +76,18 @@ class IngestOptions:
   dt: float = 0.0
   test_fraction: float = 0.2
 
+  @classmethod
+  def from_config(cls, data_config) -> "IngestOptions":
+    """The options of a :video data config (experiments/configs/physics.py video_data_config:
+    these fields and video_dir, cache_dir)."""
+    return cls(system=data_config["system"], num_frames=data_config["num_frames"],
+               stride=data_config["stride"], image_size=data_config["image_size"],
+               channels=data_config["channels"], crop_box=tuple(data_config["crop_box"]),
+               background=data_config["background"], dt=float(data_config["dt"]),
+               test_fraction=float(data_config["test_fraction"]))
+
   def validate(self) -> "IngestOptions":
-    if self.system not in physics.SYSTEMS:
+    if self.system and self.system not in physics.SYSTEMS:
       raise ValueError(f"data.system={self.system!r} is not one of {', '.join(physics.SYSTEMS)}")
     for name in ("num_frames", "image_size"):
       value = getattr(self, name)
@@ -93,6 +112,11 @@ class IngestOptions:
   def clip_stride(self) -> int:
     return int(self.stride) or max(1, int(self.num_frames) // 4)
 
+  @property
+  def truth_states(self) -> tuple[str, ...]:
+    """The states whose truth files are read: the system's latent, or every state."""
+    return (physics.LATENTS[self.system],) if self.system else TRUTH_STATES
+
 
 @dataclasses.dataclass(frozen=True)
 class VideoClips:
@@ -100,18 +124,15 @@ class VideoClips:
 
   Attributes:
     frames: uint8 [N, T, S, S, C].
-    latent: float32 [N, T] truth per frame, or None without truth files.
+    states: {state: float32 [N, T]} truth per frame, for every state whose truth file every
+      ingested video has (a system's: at most its latent; {} without truth files).
     source: int64 [N], index of each clip's video in VideoDataset.videos.
     start: int64 [N], first frame of each clip in its video.
   """
   frames: np.ndarray
-  latent: np.ndarray | None
+  states: dict[str, np.ndarray]
   source: np.ndarray
   start: np.ndarray
-
-  def arrays(self) -> dict[str, np.ndarray]:
-    """The training loop's arrays: frames (and latent where there is truth)."""
-    return {"frames": self.frames} | ({} if self.latent is None else {"latent": self.latent})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,7 +145,8 @@ class VideoDataset:
     videos: per ingested video: name, num_frames, fps (None for frame folders), split.
     skipped: (name, reason) of every video that was not used.
     split: "videos" (whole videos held out), "time" (end of one video) or "none" (test = train).
-    truth: name of the truth state, or None.
+    truth: the system's truth state (a key of the splits' states), or None (no system, or no
+      truth files).
   """
   train: VideoClips
   test: VideoClips
@@ -133,6 +155,67 @@ class VideoDataset:
   skipped: list[tuple[str, str]]
   split: str
   truth: str | None
+
+  def arrays(self, split: str) -> dict[str, np.ndarray]:
+    """The training loop's arrays of split "train" or "test": frames uint8 [N, T, S, S, C] and,
+    where there is truth, latent float32 [N, T]."""
+    clips = getattr(self, split)
+    return {"frames": clips.frames} | ({} if self.truth is None
+                                       else {"latent": clips.states[self.truth]})
+
+
+# ---------------------------------------------------------------------------------- names
+# "{S}_t{T}_{grey|rgb}[_stride{K}][_crop{top}x{left}x{h}x{w}][_test{percent}][_bg{median|none}]
+# [_fps{N}]": the options of a real_videos TFDS build (data/builders.py) in its config name.
+_NAME = re.compile(
+    r"(?P<size>\d+)_t(?P<frames>\d+)_(?P<colour>grey|rgb)(?:_stride(?P<stride>\d+))?"
+    r"(?:_crop(?P<crop>\d+x\d+x\d+x\d+))?(?:_test(?P<test>\d+))?"
+    r"(?:_bg(?P<background>median|none))?(?:_fps(?P<fps>\d+(?:\.\d+)?))?")
+NAME_FORMAT = ("{size}_t{frames}_{grey|rgb}[_stride{k}][_crop{top}x{left}x{height}x{width}]"
+               "[_test{percent}][_bg{median|none}][_fps{frames per second}]")
+DEFAULT_TEST_PERCENT = 20
+
+
+def options_from_name(name: str, system: str = "") -> IngestOptions:
+  """A real_videos config name (NAME_FORMAT) -> IngestOptions, e.g. "32_t20_grey" (the :video
+  defaults) or "64_t30_rgb_stride2_crop0x80x480x480_test10_bgnone_fps25".
+
+  Defaults: stride T // 4, the largest centred square, 20 percent held out, median background
+  removal, the frame rate of the files (frame folders need _fps{N}).
+  """
+  match = _NAME.fullmatch(name)
+  if match is None:
+    raise ValueError(f"Bad real_videos config {name!r}: expected {NAME_FORMAT!r}, e.g. "
+                     "'32_t20_grey'.")
+  test = int(match["test"]) if match["test"] else DEFAULT_TEST_PERCENT
+  fps = float(match["fps"]) if match["fps"] else 0.0
+  if not 0 <= test < 100 or int(match["frames"]) < 1 or int(match["size"]) < 1 or \
+      (match["fps"] and fps <= 0):
+    raise ValueError(f"Bad real_videos config {name!r}: need size, frames >= 1, a test "
+                     "percentage in [0, 100) and fps > 0.")
+  return IngestOptions(
+      system=system, num_frames=int(match["frames"]), stride=int(match["stride"] or 0),
+      image_size=int(match["size"]), channels=1 if match["colour"] == "grey" else 3,
+      crop_box=tuple(int(v) for v in match["crop"].split("x")) if match["crop"] else (),
+      background=match["background"] or "median", dt=1.0 / fps if fps else 0.0,
+      test_fraction=test / 100)
+
+
+def config_name(options: IngestOptions) -> str:
+  """IngestOptions -> the real_videos config name that ingests the same way (options_from_name's
+  inverse, defaults left out; the system is not part of it)."""
+  options = options.validate()
+  percent = round(100 * options.test_fraction)
+  if abs(percent - 100 * options.test_fraction) > 1e-6:
+    raise ValueError(f"data.test_fraction={options.test_fraction} is not a whole percentage, "
+                     "which a real_videos config name needs")
+  parts = [f"{options.image_size}_t{options.num_frames}_{'grey' if options.channels == 1 else 'rgb'}"]
+  parts += [f"stride{options.stride}"] if options.stride else []
+  parts += ["crop" + "x".join(str(int(v)) for v in options.crop_box)] if options.crop_box else []
+  parts += [f"test{percent}"] if percent != DEFAULT_TEST_PERCENT else []
+  parts += [f"bg{options.background}"] if options.background != "median" else []
+  parts += [f"fps{1.0 / options.dt:g}"] if options.dt else []
+  return "_".join(parts)
 
 
 # ------------------------------------------------------------------------------------- decoding
@@ -183,8 +266,10 @@ def remove_background(frames: np.ndarray) -> np.ndarray:
   return np.round(np.clip(moving / peak, 0, 1) * 255).astype(np.uint8)
 
 
-def _ingest_one(path, options: IngestOptions) -> tuple[np.ndarray, float | None, np.ndarray | None]:
-  """One video -> (processed frames uint8 [F, S, S, C], fps or None, truth [F] or None)."""
+def _ingest_one(path, options: IngestOptions
+                ) -> tuple[np.ndarray, float | None, dict[str, np.ndarray]]:
+  """One video -> (processed frames uint8 [F, S, S, C], fps or None, {state: truth [F]} of the
+  truth files it has)."""
   with warnings.catch_warnings():  # ffmpeg is a subprocess (fork + exec): safe beside JAX
     warnings.filterwarnings("ignore", message=".*os.fork.*")
     frames = video.read_video(path, channels=3)
@@ -192,35 +277,49 @@ def _ingest_one(path, options: IngestOptions) -> tuple[np.ndarray, float | None,
   if len(frames) < options.num_frames:
     raise ValueError(f"only {len(frames)} frames, fewer than one clip (data.num_frames = "
                      f"{options.num_frames})")
-  truth = None
-  file = truth_path(path, physics.LATENTS[options.system])
-  if file.exists():
+  truths = {}
+  for state in options.truth_states:
+    file = truth_path(path, state)
+    if not file.exists():
+      continue
     try:
-      truth = np.load(file).astype(np.float32)
+      truths[state] = np.load(file).astype(np.float32)
     except (OSError, ValueError) as error:
       raise ValueError(f"cannot read its truth file {file.name}: {error}") from error
-    if truth.shape != (len(frames),):
-      raise ValueError(f"its truth file {file.name} has shape {truth.shape}, expected one value "
-                       f"per frame: ({len(frames)},)")
+    if truths[state].shape != (len(frames),):
+      raise ValueError(f"its truth file {file.name} has shape {truths[state].shape}, expected "
+                       f"one value per frame: ({len(frames)},)")
   frames = video.preprocess(frames, image_size=options.image_size, channels=options.channels,
                             crop_box=tuple(options.crop_box) or None)
   if options.background == "median":
     frames = remove_background(frames)
-  return frames, fps, truth
+  return frames, fps, truths
 
 
 # ---------------------------------------------------------------------------------------- cache
-def _fingerprint(folder: pathlib.Path, entries: list[pathlib.Path], options: IngestOptions) -> str:
+def _files(folder: pathlib.Path, states: tuple[str, ...]) -> list[tuple[str, int, int]]:
+  """(name relative to folder, size, modification time ns) of every video file, frame of a frame
+  folder and truth file of `states` in `folder`."""
   files = []
-  for entry in entries:
+  for entry in video.list_videos(folder):
     members = sorted(entry.iterdir()) if entry.is_dir() else [entry]
-    members.append(truth_path(entry, physics.LATENTS[options.system]))
+    members += [truth_path(entry, state) for state in states]
     for member in members:
       if member.exists():
         stat = member.stat()
         files.append((os.path.relpath(member, folder), stat.st_size, stat.st_mtime_ns))
-  key = json.dumps([CACHE_VERSION, str(folder.resolve()), files, dataclasses.asdict(options)],
-                   sort_keys=True, default=list)
+  return files
+
+
+def files_fingerprint(folder, states: tuple[str, ...] = TRUTH_STATES) -> str:
+  """A hash of the videos and truth files in `folder` (names, sizes, modification times; not
+  where the folder is): what a real_videos build records of its manual folder."""
+  return hashlib.sha256(json.dumps(_files(pathlib.Path(folder), states)).encode()).hexdigest()[:16]
+
+
+def _fingerprint(folder: pathlib.Path, options: IngestOptions) -> str:
+  key = json.dumps([CACHE_VERSION, str(folder.resolve()), _files(folder, options.truth_states),
+                    dataclasses.asdict(options)], sort_keys=True, default=list)
   return hashlib.sha256(key.encode()).hexdigest()[:20]
 
 
@@ -234,8 +333,7 @@ def _save(path: pathlib.Path, dataset: VideoDataset) -> None:
     clips = getattr(dataset, name)
     arrays.update({f"{name}/frames": clips.frames, f"{name}/source": clips.source,
                    f"{name}/start": clips.start})
-    if clips.latent is not None:
-      arrays[f"{name}/latent"] = clips.latent
+    arrays.update({f"{name}/states/{state}": truth for state, truth in clips.states.items()})
   meta = dict(dt=dataset.dt, videos=dataset.videos, skipped=dataset.skipped, split=dataset.split,
               truth=dataset.truth)
   path.parent.mkdir(parents=True, exist_ok=True)
@@ -247,9 +345,10 @@ def _save(path: pathlib.Path, dataset: VideoDataset) -> None:
 def _load(path: pathlib.Path) -> VideoDataset:
   with np.load(path) as z:
     meta = json.loads(str(z["meta"]))
-    splits = {name: VideoClips(frames=z[f"{name}/frames"],
-                               latent=z[f"{name}/latent"] if f"{name}/latent" in z else None,
-                               source=z[f"{name}/source"], start=z[f"{name}/start"])
+    splits = {name: VideoClips(
+        frames=z[f"{name}/frames"], source=z[f"{name}/source"], start=z[f"{name}/start"],
+        states={key.rsplit("/", 1)[1]: z[key] for key in z.files
+                if key.startswith(f"{name}/states/")})
               for name in ("train", "test")}
   return VideoDataset(**splits, dt=meta["dt"], videos=meta["videos"],
                       skipped=[tuple(s) for s in meta["skipped"]], split=meta["split"],
@@ -264,30 +363,34 @@ def held_out_videos(num_videos: int, test_fraction: float) -> np.ndarray:
   return np.sort(order[:count]) if test_fraction > 0 else np.zeros((0,), np.int64)
 
 
-def _cut(frames, truth, source, num_frames, stride, first=0, last=None):
-  """Clips of frames[first:last] -> VideoClips pieces (frames, latent or None, source, start)."""
+def _cut(frames, truths, source, num_frames, stride, first=0, last=None) -> VideoClips:
+  """The clips of frames[first:last] of video `source`, with their truth ({state: [F]})."""
   last = len(frames) if last is None else last
   clips, starts = video.cut_clips(frames[first:last], num_frames, stride)
   starts = starts + first
-  latent = None if truth is None else np.stack([truth[s:s + num_frames] for s in starts]) \
-      if len(starts) else np.zeros((0, num_frames), np.float32)
-  return clips, latent, np.full(len(starts), source, np.int64), starts
+  states = {state: np.stack([truth[s:s + num_frames] for s in starts]) if len(starts)
+            else np.zeros((0, num_frames), np.float32) for state, truth in truths.items()}
+  return VideoClips(clips, states, np.full(len(starts), source, np.int64), starts)
 
 
-def _concat(pieces, options) -> VideoClips:
+def _concat(pieces: list[VideoClips], options) -> VideoClips:
   size, channels, frames = options.image_size, options.channels, options.num_frames
   if not pieces:
-    return VideoClips(np.zeros((0, frames, size, size, channels), np.uint8), None,
+    return VideoClips(np.zeros((0, frames, size, size, channels), np.uint8), {},
                       np.zeros((0,), np.int64), np.zeros((0,), np.int64))
-  clips, latent, source, start = zip(*pieces)
-  has_truth = all(x is not None for x in latent)
-  return VideoClips(np.concatenate(clips), np.concatenate(latent) if has_truth else None,
-                    np.concatenate(source), np.concatenate(start))
+  return VideoClips(np.concatenate([p.frames for p in pieces]),
+                    {state: np.concatenate([p.states[state] for p in pieces])
+                     for state in pieces[0].states},
+                    np.concatenate([p.source for p in pieces]),
+                    np.concatenate([p.start for p in pieces]))
 
 
-def load_folder(folder, options: IngestOptions, *, cache_dir=None,
+def load_folder(folder, options: IngestOptions, *, cache_dir=None, cache: bool = True,
                 log: Callable[[str], None] | None = print) -> VideoDataset:
   """Ingests (or loads from the cache) every video of `folder`; see the module docstring.
+
+  cache: False neither reads nor writes the cache (a real_videos build, which stores the result
+  itself).
 
   Raises:
     FileNotFoundError: the folder does not exist.
@@ -299,16 +402,16 @@ def load_folder(folder, options: IngestOptions, *, cache_dir=None,
   if not entries:
     raise ValueError(f"no videos in {folder} (expected {', '.join(video.VIDEO_SUFFIXES)} files "
                      "or folders of image frames)")
-  cache = pathlib.Path(cache_dir or default_cache_dir()) / "videos" / \
-      f"{_fingerprint(folder, entries, options)}.npz"
-  if cache.exists():
+  cache_file = pathlib.Path(cache_dir or default_cache_dir()) / "videos" / \
+      f"{_fingerprint(folder, options)}.npz" if cache else None
+  if cache_file is not None and cache_file.exists():
     try:
-      dataset = _load(cache)
+      dataset = _load(cache_file)
       for name, reason in dataset.skipped:
         log and log(f"Skipping {name}: {reason}")
       return dataset
     except (OSError, ValueError, KeyError):
-      log and log(f"Rebuilding the unreadable cache {cache}.")
+      log and log(f"Rebuilding the unreadable cache {cache_file}.")
   decoded, skipped = [], []
   for entry in entries:
     name = os.path.relpath(entry, folder)
@@ -329,38 +432,42 @@ def load_folder(folder, options: IngestOptions, *, cache_dir=None,
     if len(known) < len(rates):
       missing = [n for n, fps in rates.items() if not fps]
       raise ValueError(f"no frame rate for {', '.join(missing)} (frame folders have none); set "
-                       "--config.data.dt=SECONDS_PER_FRAME")
+                       "--config.data.dt=SECONDS_PER_FRAME (a real_videos build: end the config "
+                       "name with _fps{FRAMES_PER_SECOND})")
     if max(known) > 1.01 * min(known):
       raise ValueError(f"the videos have different frame rates ({sorted(set(known))} fps); "
-                       "resample them to one rate or set --config.data.dt")
+                       "resample them to one rate or set --config.data.dt (a real_videos build: "
+                       "_fps{N})")
     dt = 1.0 / float(np.mean(known))
-  truths = [truth for *_, truth in decoded]
-  state = physics.LATENTS[options.system]
-  if any(t is not None for t in truths) and not all(t is not None for t in truths):
-    lacking = [n for n, *_, t in decoded if t is None]
-    log and log(f"Ignoring the truth files: {', '.join(lacking)} has no <stem>.{state}.npy.")
-    truths = [None] * len(decoded)
+  kept = []  # the states whose truth every video has
+  for state in options.truth_states:
+    lacking = [name for name, *_, truths in decoded if state not in truths]
+    if len(lacking) < len(decoded) and lacking:
+      log and log(f"Ignoring the truth files: {', '.join(lacking)} has no <stem>.{state}.npy.")
+    elif not lacking:
+      kept.append(state)
   num_frames, stride = options.num_frames, options.clip_stride
   train, test, videos = [], [], []
   held_out = set(held_out_videos(len(decoded), options.test_fraction).tolist()) \
       if len(decoded) > 1 else set()
   split = "videos" if held_out else "time"
-  for i, ((name, frames, fps, _), truth) in enumerate(zip(decoded, truths)):
+  for i, (name, frames, fps, truths) in enumerate(decoded):
+    truths = {state: truths[state] for state in kept}
     info = dict(name=name, num_frames=len(frames), fps=fps)
     if i in held_out:
-      test.append(_cut(frames, truth, i, num_frames, stride))
+      test.append(_cut(frames, truths, i, num_frames, stride))
       info["split"] = "test"
     elif len(decoded) > 1 or options.test_fraction == 0:
-      train.append(_cut(frames, truth, i, num_frames, stride))
+      train.append(_cut(frames, truths, i, num_frames, stride))
       info["split"] = "train"
     else:  # one video: its end is the test split
       boundary = int(np.floor(len(frames) * (1 - options.test_fraction)))
       if boundary >= num_frames and len(frames) - boundary >= num_frames:
-        train.append(_cut(frames, truth, i, num_frames, stride, 0, boundary))
-        test.append(_cut(frames, truth, i, num_frames, stride, boundary))
+        train.append(_cut(frames, truths, i, num_frames, stride, 0, boundary))
+        test.append(_cut(frames, truths, i, num_frames, stride, boundary))
         info["split"] = f"train frames [0, {boundary}), test frames [{boundary}, {len(frames)})"
       else:
-        train.append(_cut(frames, truth, i, num_frames, stride))
+        train.append(_cut(frames, truths, i, num_frames, stride))
         info["split"] = "train and test"
     videos.append(info)
   train_clips, test_clips = _concat(train, options), _concat(test, options)
@@ -368,11 +475,13 @@ def load_folder(folder, options: IngestOptions, *, cache_dir=None,
     log and log(f"Too few frames to hold any out (need 2 x data.num_frames = {2 * num_frames} in "
                 "one video, or several videos): evaluating on the training clips.")
     test_clips, split = train_clips, "none"
+  system_state = physics.LATENTS[options.system] if options.system else None
   dataset = VideoDataset(train=train_clips, test=test_clips, dt=dt, videos=videos,
                          skipped=skipped, split=split,
-                         truth=state if train_clips.latent is not None else None)
-  try:
-    _save(cache, dataset)
-  except OSError as error:
-    log and log(f"Not caching the ingested videos ({cache.parent}: {error.strerror}).")
+                         truth=system_state if system_state in kept else None)
+  if cache_file is not None:
+    try:
+      _save(cache_file, dataset)
+    except OSError as error:
+      log and log(f"Not caching the ingested videos ({cache_file.parent}: {error.strerror}).")
   return dataset

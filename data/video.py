@@ -1,4 +1,4 @@
-"""Reading and writing videos, and ingesting a folder of real videos into clips.
+"""Reading, writing and preprocessing videos (the decoding under data.user_video's ingestion).
 
 Every video here is a uint8 array [T, H, W, C] with C = 1 (grey) or C = 3 (RGB).
 
@@ -17,15 +17,13 @@ Formats (chosen by the path's suffix):
                        frame count survives a round trip.
   no suffix            a folder of PNG frames, frame_00000.png, frame_00001.png, ...
 
-`ingest_folder` turns a folder of user videos (files and frame folders) into fixed-size clips for
-training: crop, grey or RGB, area resize, cut into clips. A file that cannot be decoded is skipped
-and reported, never fatal.
+`preprocess` crops, converts to grey or RGB and area-resizes a decoded video, `cut_clips` cuts it
+into clips and `list_videos` lists a folder's videos: data.user_video.load_folder turns a folder of
+user videos into training clips with them (the :video variant and the real_videos builder).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import pathlib
 
 import imageio_ffmpeg
@@ -372,78 +370,3 @@ def list_videos(folder) -> list[pathlib.Path]:
     elif entry.suffix.lower() in VIDEO_SUFFIXES:
       entries.append(entry)
   return entries
-
-
-@dataclasses.dataclass(frozen=True)
-class IngestResult:
-  """Clips cut from a folder of videos.
-
-  Attributes:
-    clips: uint8 [N, T, S, S, C].
-    source: file (or frame-folder) name of each clip, relative to the folder, length N.
-    start: int64 [N], first frame of each clip in its source (after decoding, before resizing).
-    source_lengths: decoded frame count of every ingested source.
-    skipped: (path, reason) for every source that was not ingested.
-  """
-  clips: np.ndarray
-  source: list[str]
-  start: np.ndarray
-  source_lengths: dict[str, int]
-  skipped: list[tuple[str, str]]
-
-  def summary(self) -> str:
-    lines = [f"Ingested {len(self.clips)} clips of shape {tuple(self.clips.shape[1:])} from "
-             f"{len(self.source_lengths)} videos; skipped {len(self.skipped)}."]
-    lines += [f"  skipped {path}: {reason}" for path, reason in self.skipped]
-    return "\n".join(lines)
-
-
-def ingest_video(path, *, num_frames: int, stride: int, image_size: int, channels: int = 1,
-                 crop_box: tuple[int, int, int, int] | None = None
-                 ) -> tuple[np.ndarray, np.ndarray, int]:
-  """One video -> (clips uint8 [N, num_frames, S, S, C], starts int64 [N], decoded length).
-
-  Raises ValueError when the file cannot be decoded, the crop box does not fit, or the video has
-  fewer than num_frames frames.
-  """
-  video = read_video(path, channels=3)
-  if video.shape[0] < num_frames:
-    raise ValueError(f"only {video.shape[0]} frames, fewer than num_frames = {num_frames}")
-  video = preprocess(video, image_size=image_size, channels=channels, crop_box=crop_box)
-  clips, starts = cut_clips(video, num_frames, stride)
-  return clips, starts, int(video.shape[0])
-
-
-def ingest_folder(folder, *, num_frames: int, stride: int, image_size: int, channels: int = 1,
-                  crop_box: tuple[int, int, int, int] | None = None,
-                  log=print) -> IngestResult:
-  """Every video file and frame folder in `folder` -> fixed-size clips (see `preprocess`).
-
-  A source that cannot be decoded (or is too short, or does not fit the crop box) is skipped with
-  a message naming it and why (through `log`; pass log=None for silence); the rest is ingested.
-  """
-  for name, value in (("num_frames", num_frames), ("stride", stride), ("image_size", image_size)):
-    if int(value) != value or value < 1:
-      raise ValueError(f"{name} must be a positive integer, got {value}.")
-  folder = pathlib.Path(folder)
-  clips, sources, starts, lengths, skipped = [], [], [], {}, []
-  for path in list_videos(folder):
-    name = os.path.relpath(path, folder)
-    try:
-      video_clips, video_starts, length = ingest_video(
-          path, num_frames=num_frames, stride=stride, image_size=image_size, channels=channels,
-          crop_box=crop_box)
-    except ValueError as error:
-      skipped.append((str(path), str(error)))
-      if log is not None:
-        log(f"Skipping {path}: {error}")
-      continue
-    clips.append(video_clips)
-    starts.append(video_starts)
-    sources += [name] * len(video_clips)
-    lengths[name] = length
-  empty = np.zeros((0, num_frames, image_size, image_size, channels), np.uint8)
-  return IngestResult(
-      clips=np.concatenate(clips) if clips else empty, source=sources,
-      start=np.concatenate(starts) if starts else np.zeros((0,), np.int64),
-      source_lengths=lengths, skipped=skipped)

@@ -2,6 +2,8 @@
 
   python -m experiments.run --config=experiments/circles_betavae.py         # quick CPU (~3 min)
   python -m experiments.run --config=experiments/circles_betavae.py:full    # reference scale, GPU
+  python -m experiments.run --config=experiments/circles_betavae.py:tfds --config.data.data_dir=DIR
+      # the built circles_static/32 (python -m data.build --dataset=circles_static --data_dir=DIR)
   python -m experiments.sweep --config=experiments/circles_betavae.py \
       --grid=model.beta=0.001,0.0055,0.0302 --seeds=0,1,2 --workdir=runs/sweep_circles_betavae
 
@@ -18,9 +20,10 @@ from experiments.configs import circles
 
 
 def get_config(arg: str = ""):
-  scale = circles.parse(arg).scale
+  variants = circles.parse(arg)
+  scale = variants.scale
   return configs.base_config(
-      data=circles.static_data(scale),
+      data=circles.data_section(circles.static_data(scale), variants),
       model=dict(name="dynamics_vae", latent_dim=4, variational=True, beta=0.001,
                  beta_is_normalized=True, likelihood="mse", dynamics="none", gamma=0.0, delay=1),
       train=circles.reference_train(scale, quick_steps=3000, tiny_steps=4, full_steps=500_000))

@@ -4,7 +4,9 @@
   python -m experiments.run --config=experiments/circles_dynamic.py:linear_prediction
   python -m experiments.run --config=experiments/circles_dynamic.py:inertia
   python -m experiments.run --config=experiments/circles_dynamic.py:autoencoder_prediction
-  ... add ",full" (e.g. :inertia,full) for the reference scale on a GPU, ",tiny" for tests.
+  ... add ",full" (e.g. :inertia,full) for the reference scale on a GPU, ",tiny" for tests,
+  ",tfds" to read the built circles_dynamic/32_t10 (python -m data.build --dataset=circles_dynamic
+  --config=32_t10 --data_dir=DIR, then --config.data.data_dir=DIR).
 
 Variants (model.dynamics / variational / gamma):
   beta_vae                plain per-frame beta-VAE (the default)
@@ -38,7 +40,6 @@ def get_config(arg: str = ""):
     model.update(dynamics="linear_prediction", gamma=1.0, variational=False)
   train = circles.reference_train(scale, quick_steps=3000, tiny_steps=4, full_steps=50_000)
   train["batch_size"] = dict(quick=8, full=64, tiny=4)[scale]
-  return configs.base_config(
-      data=dict(name="circles_dynamic", num_train=sizes[0], num_test=sizes[1], seed=0,
-                num_frames=10, min_distance=0.1, gauss_levels=32),
-      model=model, train=train)
+  data = dict(name="circles_dynamic", num_train=sizes[0], num_test=sizes[1], seed=0,
+              num_frames=10, min_distance=0.1, gauss_levels=32)
+  return configs.base_config(data=circles.data_section(data, variants), model=model, train=train)

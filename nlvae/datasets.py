@@ -27,12 +27,13 @@ class DatasetInfo:
       2 for sprite pairs; None for single images [N, H, W, C] (circles_static).
     system: the physics system ("spring", "pendulum", "falling", "pulsar") of physics, tfds and
       video data.
-    dt: seconds between frames (physics, tfds, video).
+    dt: seconds between frames (physics, tfds physics and real_videos, video).
     test_clips: the test split as data.physics.Clips, for re-simulating it under interventions
       (physics, tfds); None for video (counterfactuals are then the model's alone).
     train_params: physical parameters of every training clip, {name: float32 [N]} (physics).
     video: the ingested user videos (data.user_video.VideoDataset: names, frame rates, skipped
-      files, split kind, truth state, each clip's source video and first frame; video data).
+      files, split kind, truth state, each clip's source video and first frame; video data and
+      tfds real_videos).
     factor_names: names of the ground-truth factors of "factors" [..., F] (sprites, circles).
     factor_sizes: number of values of each factor (sprites: its grid).
     transitions: the canonical name of the sprite transitions ("laplace", "uniform", "natural").
@@ -94,17 +95,19 @@ def load_video(data_config):
   if not data_config.video_dir:
     raise ValueError("data.video_dir is empty; pass --config.data.video_dir=FOLDER, a folder of "
                      "your videos (mp4, avi, mov, mkv, gif or folders of frames)")
-  options = user_video.IngestOptions(
-      system=data_config.system, num_frames=data_config.num_frames, stride=data_config.stride,
-      image_size=data_config.image_size, channels=data_config.channels,
-      crop_box=tuple(data_config.crop_box), background=data_config.background,
-      dt=float(data_config.dt), test_fraction=float(data_config.test_fraction))
-  dataset = user_video.load_folder(data_config.video_dir, options,
+  dataset = user_video.load_folder(data_config.video_dir,
+                                   user_video.IngestOptions.from_config(data_config),
                                    cache_dir=data_config.cache_dir or None)
-  train, test = dataset.train.arrays(), dataset.test.arrays()
-  info = DatasetInfo(system=data_config.system, dt=dataset.dt,
-                     image_shape=train["frames"].shape[2:], num_frames=train["frames"].shape[1],
-                     video=dataset)
+  return video_arrays(dataset, data_config.system)
+
+
+def video_arrays(dataset: user_video.VideoDataset, system: str):
+  """Ingested user videos -> (train, test, info) of the `system` experiment (load_video, and
+  load_tfds of a real_videos dataset): {"frames" uint8 [N, T, S, S, C], "latent" float32 [N, T]
+  where there is truth} per split, info with dt, video = dataset, test_clips None."""
+  train, test = dataset.arrays("train"), dataset.arrays("test")
+  info = DatasetInfo(system=system, dt=dataset.dt, image_shape=train["frames"].shape[2:],
+                     num_frames=train["frames"].shape[1], video=dataset)
   return train, test, info
 
 
@@ -149,26 +152,38 @@ _TFDS_ARRAYS = {"sprites": _sprite_arrays, "circles_static": _circles_static_arr
 
 
 def _tfds_family(name: str) -> str:
-  """"sprites_lap/rate1" -> "sprites": physics, sprites, circles_static or circles_dynamic;
-  a ValueError naming the datasets the training loop reads for any other."""
+  """"sprites_lap/rate1" -> "sprites": physics, sprites, circles_static, circles_dynamic or
+  real_videos; a ValueError naming the datasets the training loop reads for any other."""
   from data import builders
   dataset = name.split("/", 1)[0]
   if dataset in builders.DATASETS:
     if dataset.startswith(("physics_", "sprites_")):
       return dataset.split("_", 1)[0]
-    if dataset in _TFDS_ARRAYS:
+    if dataset in _TFDS_ARRAYS or dataset == "real_videos":
       return dataset
-  readable = ", ".join(d for d in builders.DATASETS if d != "real_videos")
-  hint = (" (user videos train through the :video config variant)"
-          if dataset == "real_videos" else "")
-  raise ValueError(f"data.dataset={name!r}: the tfds input path reads {readable}{hint}; set "
-                   "--config.data.dataset=NAME/CONFIG")
+  raise ValueError(f"data.dataset={name!r}: the tfds input path reads "
+                   f"{', '.join(builders.DATASETS)}; set --config.data.dataset=NAME/CONFIG")
+
+
+def _check_video_system(name: str, family: str, system) -> None:
+  """A real_videos dataset needs data.system (the :video,tfds variant sets it with the video
+  model settings); other datasets take none. One line naming the variant otherwise."""
+  if family == "real_videos" and not system:
+    raise ValueError(f"data.dataset={name!r} is user video: train it with the :video,tfds "
+                     "variant (the video model settings and data.system), e.g. "
+                     "--config=experiments/pendulum.py:video,tfds "
+                     f"--config.data.dataset={name}")
+  if family != "real_videos" and system:
+    raise ValueError(f"data.dataset={name!r}: the :video,tfds variant reads a built real_videos "
+                     "dataset (--config.data.dataset=real_videos/CONFIG); for this dataset use "
+                     "the :tfds variant")
 
 
 def load_tfds(data_config):
   """A dataset built by `python -m data.build` (array_record, read without TensorFlow): config
   fields dataset ("physics_pendulum/32_t20", "sprites_lap/rate1", "sprites_loc/default",
-  "circles_static/32", "circles_dynamic/32_t10", ...), data_dir ("" = TFDS' default).
+  "circles_static/32", "circles_dynamic/32_t10", "real_videos/32_t20_grey", ...), data_dir
+  ("" = TFDS' default), and for real_videos only system (whose truth state is the latent).
 
   The train split stays on disk (a tfds data_source: data.pipeline.Batches reads its batches);
   the test split is read into memory. Physics: the test split is rebuilt as Clips, so evaluation
@@ -176,10 +191,17 @@ def load_tfds(data_config):
   in-memory loader's examples (load_sprites, load_circles_static, load_circles_dynamic: same
   keys and dtypes; the train split through a MappedSource) and the same DatasetInfo; the
   sprites transitions are the dataset's (its metadata), whatever data.transitions says.
+  real_videos: what load_video gives for the same folder and options (video_arrays of
+  data.builders.read_video_dataset), both splits in memory: evaluation encodes every training
+  clip (the physical scale, constants re-fitted to whole videos).
   """
   from data import builders
   name, data_dir = data_config.dataset, data_config.data_dir or None
   family = _tfds_family(name)
+  system = data_config.get("system")
+  _check_video_system(name, family, system)
+  if family == "real_videos":
+    return video_arrays(builders.read_video_dataset(name, system, data_dir), system)
   train = builders.load(name, "train", data_dir)
   test_source = builders.load(name, "test", data_dir)
   test = stack_examples([test_source[i] for i in range(len(test_source))])

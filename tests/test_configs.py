@@ -1,7 +1,8 @@
 """The one variant parser (experiments/configs/variants.py) and the configs built with it."""
 import pytest
 
-from experiments import circles_dynamic, pendulum, slowvae_sprites
+from experiments import (circles_betavae, circles_dynamic, circles_supervised, falling,
+                         pendulum, slowvae_sprites)
 from experiments.configs.variants import Variants, parse_variants
 
 SCALES = ("quick", "full", "tiny")
@@ -49,11 +50,23 @@ def test_every_config_family_uses_the_parser():
   assert pendulum.get_config("full,learn").to_dict() == pendulum.get_config("learn,full").to_dict()
   assert pendulum.get_config("mixture").model.estimator == "mixture"
   with pytest.raises(ValueError, match="at most one of"):
-    pendulum.get_config("video,tfds")
-  # circles: one scale and at most one of the config's own variants.
+    pendulum.get_config("realistic,tfds")
+  # video,tfds: the built real_videos dataset of :video's ingestion options, with its system.
+  assert pendulum.get_config("video,tfds").data.to_dict() == dict(
+      name="tfds", dataset="real_videos/32_t20_grey", data_dir="", system="pendulum")
+  assert pendulum.get_config("full,video,tfds").data.dataset == "real_videos/64_t20_grey"
+  assert falling.get_config("video,tfds").data.dataset == "real_videos/32_t20_grey_stride1"
+  assert pendulum.get_config("tfds").data.dataset == "physics_pendulum/32_t20"
+  # circles: one scale, at most one of the config's own variants, and tfds with any of them.
   assert circles_dynamic.get_config("inertia,tiny").model.dynamics == "inertia"
   with pytest.raises(ValueError, match="unknown config variant"):
     circles_dynamic.get_config("kalman")
+  for config, dataset in ((circles_dynamic.get_config("tfds,inertia,full"), "circles_dynamic/32_t10"),
+                          (circles_betavae.get_config("tfds"), "circles_static/32"),
+                          (circles_supervised.get_config("tiny,tfds"), "circles_static/32")):
+    assert config.data.to_dict() == dict(name="tfds", dataset=dataset, data_dir="")
+  assert circles_dynamic.get_config("tfds,inertia").model.dynamics == "inertia"
+  assert circles_betavae.get_config("tfds,full").train.num_steps == 500_000
   # sprites: SCALE_TRANSITIONS with aliases.
   assert slowvae_sprites.get_config("full_loc").data.transitions == "uniform"
   with pytest.raises(ValueError, match="comes first"):

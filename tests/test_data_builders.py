@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from data import benchmark, builders, circles, physics, pipeline, sprites, video
+from data import benchmark, builders, circles, physics, pipeline, sprites, user_video, video
 from data import build as build_cli
 
 tfds.disable_progress_bar()
@@ -130,18 +130,27 @@ def test_named_configs_are_consistent():
 
 
 def test_real_videos_config_names():
-  config = builders.real_videos_config("64_t30_rgb_stride2_crop0x80x480x480_test20")
-  assert (config.image_size, config.num_frames, config.channels, config.stride) == (64, 30, 3, 2)
-  assert config.crop_box == (0, 80, 480, 480) and config.test_fraction == pytest.approx(0.2)
-  default = builders.real_videos_config("32_t20_grey")
-  assert (default.channels, default.stride, default.crop_box) == (1, 5, None)
+  config = builders.real_videos_config("64_t30_rgb_stride2_crop0x80x480x480_test10_bgnone_fps25")
+  options = config.options
+  assert (options.image_size, options.num_frames, options.channels, options.stride) == (64, 30, 3, 2)
+  assert options.crop_box == (0, 80, 480, 480) and options.test_fraction == pytest.approx(0.1)
+  assert options.background == "none" and options.dt == pytest.approx(0.04)
+  assert options.system == ""  # every state's truth files are read
+  default = builders.real_videos_config("32_t20_grey").options
+  # The :video variant's default ingestion (experiments/configs/physics.py video_data_config).
+  assert default == user_video.IngestOptions(system="")
+  assert (default.channels, default.clip_stride, default.crop_box) == (1, 5, ())
+  for name in ("32_t20_grey", "64_t20_rgb_stride2_crop0x80x480x480_test20",
+               "8_t4_grey_stride2_test50_fps10", "16_t6_rgb_bgnone_fps29.97"):
+    assert user_video.config_name(user_video.options_from_name(name)) in (
+        name, name.replace("_test20", ""))  # names parse as before; the default part is dropped
   with pytest.raises(ValueError, match="Bad real_videos config"):
     builders.real_videos_config("32_t20_gray")
 
 
 @pytest.fixture
 def video_folder(tmp_path):
-  """Two 24-frame videos (gif, frame folder) and a corrupt mp4."""
+  """Two 24-frame videos (gif at 10 fps, frame folder) and a corrupt mp4."""
   rng = np.random.default_rng(1)
   folder = tmp_path / "videos"
   folder.mkdir()
@@ -151,32 +160,42 @@ def video_folder(tmp_path):
   return folder
 
 
-def test_real_videos_round_trip_and_time_split(tmp_path, video_folder):
-  name = "8_t4_grey_stride2_test25"
+def test_real_videos_round_trip_through_user_video(tmp_path, video_folder):
+  """The stored clips are data.user_video.load_folder's, feature by feature, with its metadata."""
+  name = "8_t4_grey_stride2_test50_fps10"  # the frame folder has no frame rate of its own
+  np.save(video_folder / "one.angle.npy", np.arange(24, dtype=np.float32))
+  np.save(video_folder / "two.angle.npy", -np.arange(24, dtype=np.float32))
   builder = builders.build("real_videos", name, data_dir=tmp_path / "tfds",
                            manual_dir=video_folder)
-  ingested = video.ingest_folder(video_folder, num_frames=4, stride=2, image_size=8, log=None)
-  # 24 frames per video; test = frames 18.., so train clips start at 0..14 and test at 18, 20.
-  for split, starts in (("train", range(0, 15, 2)), ("test", (18, 20))):
-    source = builders.load("real_videos", split, tmp_path / "tfds", config=name)
-    examples = read_all(source)
-    assert [s.decode() for s in examples["source"]] == [
-        v for v in ("one.gif", "two") for _ in starts]
-    np.testing.assert_array_equal(examples["start"], list(starts) * 2)
-    expected = [ingested.clips[i] for i in range(len(ingested.source))
-                if ingested.start[i] in starts]
-    np.testing.assert_array_equal(examples["frames"], np.stack(expected))
-  skipped = builder.info.metadata["skipped"]
-  assert len(skipped) == 1 and "bad.mp4" in skipped[0][0]
+  ingested = user_video.load_folder(video_folder, user_video.options_from_name(name),
+                                    cache=False, log=None)
+  assert ingested.split == "videos" and ingested.dt == pytest.approx(0.1)
+  for split in ("train", "test"):
+    examples = read_all(builders.load("real_videos", split, tmp_path / "tfds", config=name))
+    clips = getattr(ingested, split)
+    for key in ("frames", "source", "start"):
+      np.testing.assert_array_equal(examples[key], getattr(clips, key))
+    np.testing.assert_array_equal(examples["states"]["angle"], clips.states["angle"])
+    assert np.isnan(examples["states"]["position"]).all()  # no position files
+    assert (examples["dt"] == ingested.dt).all()
+  metadata = builder.info.metadata
+  assert metadata["states"] == ["angle"] and metadata["split"] == "videos"
+  assert [v["name"] for v in metadata["videos"]] == ["one.gif", "two"]
+  assert sorted(v["split"] for v in metadata["videos"]) == ["test", "train"]
+  assert len(metadata["skipped"]) == 1 and metadata["skipped"][0][0] == "bad.mp4"
+  assert metadata["dt"] == ingested.dt and metadata["options"]["stride"] == 2
 
 
 def test_real_videos_builds_are_keyed_by_their_files_and_clean_up(tmp_path, video_folder):
-  name, data_dir = "8_t4_grey_stride2_test25", tmp_path / "tfds"
-  leftover = data_dir / "real_videos" / name / "incomplete.ABC_1.0.0"
+  name, data_dir = "8_t4_grey_stride2_test25_fps10", tmp_path / "tfds"
+  leftover = data_dir / "real_videos" / name / "incomplete.ABC_2.0.0"
   leftover.mkdir(parents=True)
   builders.build("real_videos", name, data_dir=data_dir, manual_dir=video_folder)
   assert not leftover.exists()  # a killed build's temporary folder is removed
   builders.build("real_videos", name, data_dir=data_dir, manual_dir=video_folder)  # same files
+  np.save(video_folder / "one.angle.npy", np.zeros(24, np.float32))  # a truth file is a file too
+  with pytest.raises(ValueError, match="was built from other files"):
+    builders.build("real_videos", name, data_dir=data_dir, manual_dir=video_folder)
   other = tmp_path / "other"
   other.mkdir()
   video.write_video(other / "three.gif", np.zeros((24, 16, 16, 1), np.uint8))
@@ -187,6 +206,16 @@ def test_real_videos_builds_are_keyed_by_their_files_and_clean_up(tmp_path, vide
     builders.build("real_videos", "8_t4_grey", data_dir=data_dir, manual_dir=tmp_path / "empty")
   with pytest.raises(FileNotFoundError, match="does not exist"):
     builders.build("real_videos", "8_t4_grey", data_dir=data_dir, manual_dir=tmp_path / "none")
+
+
+def test_a_real_videos_dataset_of_an_old_builder_version_names_the_rebuild(tmp_path):
+  old = tmp_path / "real_videos" / "32_t20_grey" / "1.0.0"
+  old.mkdir(parents=True)
+  (old / "dataset_info.json").write_text("{}")
+  with pytest.raises(FileNotFoundError, match=(
+      r"built by builder version 1.0.0; this code reads version 2.0.0: rebuild it with python -m "
+      r"data.build --dataset=real_videos --config=32_t20_grey --data_dir=.* --manual_dir=")):
+    builders.load("real_videos/32_t20_grey", "train", tmp_path)
 
 
 def test_load_errors(tmp_path):
@@ -225,12 +254,14 @@ def test_preview_video_layout():
 def test_build_cli_real_videos_with_preview(tmp_path, video_folder):
   preview = tmp_path / "preview.gif"
   result = subprocess.run(
-      [sys.executable, "-m", "data.build", "--dataset=real_videos", "--config=8_t4_rgb_test25",
+      [sys.executable, "-m", "data.build", "--dataset=real_videos", "--config=8_t4_rgb_fps10",
        f"--data_dir={tmp_path / 'tfds'}", f"--manual_dir={video_folder}",
        f"--preview={preview}", "--preview_count=3"],
       capture_output=True, text=True, timeout=120)
   assert result.returncode == 0, result.stderr[-2000:]
-  assert "train: 30 examples" in result.stdout and "bad.mp4" in result.stdout
+  # Two videos of 24 frames, 21 clips each (stride 1): one video is held out.
+  assert "train: 21 examples" in result.stdout and "test: 21 examples" in result.stdout
+  assert "bad.mp4" in result.stdout
   # Three 4-frame 8x8 clips with 2-pixel gaps, upscaled 16x to 128 pixels.
   assert video.read_video(preview, channels=3).shape == (4, 128, 3 * 128 + 2 * 2 * 16, 3)
 

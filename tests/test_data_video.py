@@ -1,4 +1,4 @@
-"""Tests of data.video: round trips through mp4, gif and PNG folders, and folder ingestion."""
+"""Tests of data.video: round trips through mp4, gif and PNG folders, and preprocessing."""
 
 import numpy as np
 import pytest
@@ -118,66 +118,43 @@ def test_bad_inputs_raise_clear_errors(tmp_path):
   with pytest.raises(ValueError, match="crop box"):
     video.preprocess(np.zeros((2, 8, 8, 1), np.uint8), image_size=4, crop_box=(4, 4, 8, 8))
   with pytest.raises(FileNotFoundError, match="does not exist"):
-    video.ingest_folder(tmp_path / "nowhere", num_frames=2, stride=1, image_size=8)
+    video.list_videos(tmp_path / "nowhere")
 
 
-@pytest.fixture
-def video_folder(tmp_path):
-  """An mp4 (non-square), a gif, a frame folder, a corrupt mp4, a too-short gif and a text file."""
-  rng = np.random.default_rng(0)
-  folder = tmp_path / "videos"
-  folder.mkdir()
+def test_list_videos_and_cut_clips(tmp_path):
+  video.write_video(tmp_path / "a_wide.mp4", moving_disc(num_frames=20, width=48))
+  video.write_video(tmp_path / "b_disc.gif", moving_disc(num_frames=13))
+  video.write_video(tmp_path / "c_frames", moving_disc(num_frames=9))
+  (tmp_path / "readme.txt").write_text("not a video")
+  (tmp_path / "empty").mkdir()
+  assert [p.name for p in video.list_videos(tmp_path)] == ["a_wide.mp4", "b_disc.gif",
+                                                           "c_frames"]
+  frames = moving_disc(num_frames=13)
+  clips, starts = video.cut_clips(frames, 6, 3)  # floor((13 - 6) / 3) + 1 clips
+  np.testing.assert_array_equal(starts, [0, 3, 6])
+  np.testing.assert_array_equal(clips[2], frames[6:12])
+  assert video.cut_clips(frames[:5], 6, 3)[0].shape == (0, 6, 32, 32, 1)
+
+
+def test_preprocess_default_centre_square_and_area_resize(tmp_path):
   wide = np.concatenate([moving_disc(num_frames=20, height=48, width=48)] * 2, axis=2)[:, :, :64]
-  video.write_video(folder / "a_wide.mp4", wide)
-  video.write_video(folder / "b_disc.gif", moving_disc(num_frames=13))
-  video.write_video(folder / "c_frames", rng.integers(0, 256, (9, 40, 60, 3), dtype=np.uint8))
-  (folder / "bad.mp4").write_bytes(rng.bytes(4096))
-  video.write_video(folder / "short.gif", moving_disc(num_frames=3))
-  (folder / "readme.txt").write_text("not a video")
-  return folder
-
-
-def test_ingest_folder_skips_bad_files_and_cuts_clips(video_folder):
-  messages = []
-  result = video.ingest_folder(video_folder, num_frames=6, stride=3, image_size=16,
-                               log=messages.append)
-  # Clips per source: floor((T - 6) / 3) + 1 for T = 20, 13, 9.
-  counts = {"a_wide.mp4": 5, "b_disc.gif": 3, "c_frames": 2}
-  assert result.clips.shape == (10, 6, 16, 16, 1) and result.clips.dtype == np.uint8
-  assert result.source == [name for name, n in counts.items() for _ in range(n)]
-  np.testing.assert_array_equal(result.start, [0, 3, 6, 9, 12, 0, 3, 6, 0, 3])
-  assert result.source_lengths == {"a_wide.mp4": 20, "b_disc.gif": 13, "c_frames": 9}
-  skipped = {path.split("/")[-1]: reason for path, reason in result.skipped}
-  assert set(skipped) == {"bad.mp4", "short.gif"}
-  assert "Cannot decode" in skipped["bad.mp4"] and "only 3 frames" in skipped["short.gif"]
-  assert "bad.mp4" in result.summary() and "short.gif" in result.summary()
-  assert len(messages) == 2 and "bad.mp4" in messages[0]
-
-
-def test_ingest_default_centre_square_and_area_resize(video_folder):
-  result = video.ingest_folder(video_folder, num_frames=20, stride=20, image_size=16, log=None)
-  assert result.source == ["a_wide.mp4"]
+  video.write_video(tmp_path / "a_wide.mp4", wide)
+  decoded = video.read_video(tmp_path / "a_wide.mp4")
+  frames = video.preprocess(decoded, image_size=16)
   # Centred 48x48 square of the 48x64 decoded frames, then 3x3 area means.
-  decoded = video.read_video(video_folder / "a_wide.mp4")[:, :, 8:56, 0].astype(np.float64)
-  expected = decoded.reshape(20, 16, 3, 16, 3).mean(axis=(2, 4))
-  assert np.abs(result.clips[0, ..., 0] - expected).max() <= 0.5 + 1e-4
+  expected = decoded[:, :, 8:56, 0].astype(np.float64).reshape(20, 16, 3, 16, 3).mean(axis=(2, 4))
+  assert frames.shape == (20, 16, 16, 1) and frames.dtype == np.uint8
+  assert np.abs(frames[..., 0] - expected).max() <= 0.5 + 1e-4
 
 
-def test_ingest_crop_box_rgb_and_grey(video_folder):
+def test_preprocess_crop_box_rgb_and_grey():
+  original = np.random.default_rng(0).integers(0, 256, (9, 40, 60, 3), dtype=np.uint8)
   crop = (4, 10, 32, 32)  # top, left, height, width
-  rgb = video.ingest_folder(video_folder, num_frames=9, stride=1, image_size=16, channels=3,
-                            crop_box=crop, log=None)
-  # The 32x32 gif cannot hold a box reaching column 42: skipped, with the reason.
-  assert set(rgb.source) == {"a_wide.mp4", "c_frames"}
-  assert any("b_disc.gif" in path and "crop box" in reason for path, reason in rgb.skipped)
-  original = video.read_video(video_folder / "c_frames").astype(np.float64)
-  box = original[:, 4:36, 10:42]
-  expected_rgb = box.reshape(9, 16, 2, 16, 2, 3).mean(axis=(2, 4))
-  clip = rgb.clips[rgb.source.index("c_frames")]
-  assert clip.shape == (9, 16, 16, 3)
-  assert np.abs(clip - expected_rgb).max() <= 0.5 + 1e-4
-  grey = video.ingest_folder(video_folder, num_frames=9, stride=1, image_size=16, channels=1,
-                             crop_box=crop, log=None)
+  expected_rgb = original[:, 4:36, 10:42].astype(np.float64).reshape(9, 16, 2, 16, 2, 3).mean(
+      axis=(2, 4))
+  rgb = video.preprocess(original, image_size=16, channels=3, crop_box=crop)
+  assert rgb.shape == (9, 16, 16, 3)
+  assert np.abs(rgb - expected_rgb).max() <= 0.5 + 1e-4
+  grey = video.preprocess(original, image_size=16, channels=1, crop_box=crop)
   expected_grey = expected_rgb @ np.array([0.299, 0.587, 0.114])
-  clip = grey.clips[grey.source.index("c_frames")]
-  assert np.abs(clip[..., 0] - expected_grey).max() <= 0.5 + 1e-3
+  assert np.abs(grey[..., 0] - expected_grey).max() <= 0.5 + 1e-3

@@ -1,6 +1,7 @@
-"""The training loop's tfds input path (nlvae.datasets.load_tfds) for sprites and circles datasets:
-batches, test splits and DatasetInfo equal to the in-memory loaders' for the same examples, and a
-SlowVAE trained end to end from a built sprites dataset.
+"""The training loop's tfds input path (nlvae.datasets.load_tfds) for sprites, circles and
+real_videos datasets: batches, test splits and DatasetInfo equal to the in-memory loaders' (the
+:video ingestion for real_videos) for the same examples, and a SlowVAE, a circles model and the
+physics VAE on user videos trained end to end from built datasets through their tfds variants.
 
 The in-memory loaders draw a split with one generator call; a built split is the concatenation
 of chunks (data.builders.chunk_plan). A dataset built with one chunk per split therefore holds
@@ -18,7 +19,9 @@ import pytest
 import tensorflow_datasets as tfds
 from ml_collections import ConfigDict
 
-from data import builders, circles, pipeline, sprites
+from data import builders, circles, make_videos, pipeline, sprites
+from experiments import circles_dynamic, pendulum
+from experiments.configs import physics as physics_configs
 from nlvae import datasets, train
 
 tfds.disable_progress_bar()
@@ -137,14 +140,82 @@ def test_circles_static_tfds_path_gives_the_in_memory_format_and_info(tmp_path):
 
 
 def test_tfds_path_names_the_datasets_it_reads(tmp_path):
-  for name, match in (("real_videos/32_t20_grey", ":video config variant"),
-                      ("sprites_brownian/default", "sprites_lap"),
+  for name, match in (("sprites_brownian/default", "sprites_lap"),
                       ("circles/32", "circles_static")):
     with pytest.raises(ValueError, match=match):
       datasets.load(ConfigDict(dict(name="tfds", dataset=name, data_dir=str(tmp_path))))
   with pytest.raises(FileNotFoundError, match="python -m data.build --dataset=sprites_lap"):
     datasets.load(ConfigDict(dict(name="tfds", dataset="sprites_lap/rate1",
                                   data_dir=str(tmp_path))))
+
+
+def test_real_videos_and_the_video_tfds_variant_go_together_in_one_line(tmp_path):
+  """:tfds alone does not train a real_videos dataset (it lacks the video model settings), and
+  :video,tfds reads nothing else; both say which variant to use, before reading anything."""
+  with pytest.raises(ValueError, match=r"user video: train it with the :video,tfds variant"):
+    datasets.load(ConfigDict(dict(name="tfds", dataset="real_videos/32_t20_grey",
+                                  data_dir=str(tmp_path))))
+  config = pendulum.get_config("video,tfds")
+  config.data.update(dataset="physics_pendulum/32_t20", data_dir=str(tmp_path))
+  with pytest.raises(ValueError, match=r"reads a built real_videos dataset .* use the :tfds"):
+    datasets.load(config.data)
+  config.data.update(dataset="real_videos/32_t20_grey")
+  with pytest.raises(FileNotFoundError, match="--dataset=real_videos --config=32_t20_grey "
+                     ".* --manual_dir="):
+    datasets.load(config.data)
+
+
+def render_videos(folder, num_videos, num_frames):
+  """Pendulum videos with angle truth files as a camera would write them (data.make_videos,
+  20 fps mp4), and a corrupt file that ingestion skips."""
+  make_videos.write_videos("pendulum", folder, num_videos=num_videos, num_frames=num_frames,
+                           image_size=32, seed=0, fps=20.0)
+  (folder / "corrupt.mp4").write_bytes(b"\x00" * 100)
+
+
+def built_video_configs(tmp_path, folder, **data):
+  """The pendulum's :video data config on `folder` (with `data` overrides) and its :video,tfds
+  data config: the real_videos dataset of the same ingestion options, built into tmp_path."""
+  video = pendulum.get_config("video").data
+  video.update(video_dir=str(folder), cache_dir=str(tmp_path / "cache"), **data)
+  built = ConfigDict(physics_configs.built_video_data_config(video))
+  builders.build(built.dataset, data_dir=tmp_path / "tfds", manual_dir=folder)
+  built.data_dir = str(tmp_path / "tfds")
+  return video, built
+
+
+VIDEO_FOLDERS = [  # (videos, frames each, ingestion options, split kind)
+    (4, 24, dict(num_frames=6, image_size=16), "videos"),
+    (1, 40, dict(num_frames=6, image_size=16, stride=3, channels=3, crop_box=(2, 2, 28, 28),
+                 background="none"), "time"),
+]
+
+
+@pytest.mark.parametrize("num_videos, num_frames, options, split", VIDEO_FOLDERS,
+                         ids=["held_out_videos", "one_video_rgb_crop_no_background"])
+def test_real_videos_tfds_path_gives_the_video_ingestion(tmp_path, num_videos, num_frames,
+                                                         options, split):
+  render_videos(tmp_path / "videos", num_videos, num_frames)
+  video, built = built_video_configs(tmp_path, tmp_path / "videos", **options)
+  memory_train, memory_test, memory_info = datasets.load(video)
+  disk_train, disk_test, disk_info = datasets.load(built)
+  assert "latent" in memory_test  # the angle truth files
+  assert_same_arrays(disk_train, memory_train)
+  assert_same_arrays(disk_test, memory_test)
+  for field in ("image_shape", "num_frames", "system", "dt", "test_clips"):
+    assert getattr(disk_info, field) == getattr(memory_info, field), field
+  assert disk_info.dt == 0.05 and disk_info.image_shape == (16, 16, options.get("channels", 1))
+  disk, memory = disk_info.video, memory_info.video
+  for field in ("dt", "videos", "skipped", "split", "truth"):
+    assert getattr(disk, field) == getattr(memory, field), field
+  assert disk.split == split and disk.truth == "angle"
+  assert [name for name, _ in disk.skipped] == ["corrupt.mp4"]
+  for name in ("train", "test"):  # which video each clip is from, and where it starts
+    for field in ("source", "start"):
+      np.testing.assert_array_equal(getattr(getattr(disk, name), field),
+                                    getattr(getattr(memory, name), field))
+  if split == "videos":
+    assert not set(disk.train.source) & set(disk.test.source)
 
 
 def test_slowvae_trains_end_to_end_through_the_tfds_path(tmp_path):
@@ -164,6 +235,45 @@ def test_slowvae_trains_end_to_end_through_the_tfds_path(tmp_path):
   assert all(np.isfinite(v) for v in written.values())
   lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
   assert any("train/laplace_kl" in json.loads(line) for line in lines)
+
+
+def test_physics_vae_trains_end_to_end_on_built_real_videos(tmp_path):
+  """:video,tfds is :video but for the data config (so, with the same inputs as
+  test_real_videos_tfds_path_gives_the_video_ingestion checks, the same training), and trains
+  from a built folder to eval.json with the truth scores."""
+  config = pendulum.get_config("video,tfds,tiny")
+  video = pendulum.get_config("video,tiny")
+  assert {**config.to_dict(), "data": None} == {**video.to_dict(), "data": None}
+  assert config.model.prior_time_step == 0.2 and config.model.calibrate_scale
+  assert config.data.dataset == "real_videos/32_t8_grey"  # :video,tiny's ingestion options
+  assert config.data.system == "pendulum"
+  render_videos(tmp_path / "videos", 4, 16)
+  builders.build(config.data.dataset, data_dir=tmp_path / "tfds", manual_dir=tmp_path / "videos")
+  config.data.data_dir = str(tmp_path / "tfds")
+  results = train.train_and_evaluate(config, tmp_path / "run")
+  written = json.loads((tmp_path / "run" / "eval.json").read_text())
+  assert sorted(written) == sorted(results)
+  for key in ("latent/abs_pearson_r", "latent/r2", "latent/slope", "latent/angle_error_rad",
+              "latent/physical_scale"):
+    assert np.isfinite(written[key]), key
+  assert written["data/dt"] == pytest.approx(0.05) and written["data/num_videos"] == 4
+  assert written["data/num_skipped"] == 1 and written["num_steps"] == 6
+  for name in ("larger_amplitude", "air_drag", "longer_rod"):
+    assert (tmp_path / "run" / "videos" / f"{name}.gif").stat().st_size > 0
+
+
+def test_circles_dynamic_trains_end_to_end_through_its_tfds_variant(tmp_path):
+  built = builders.GeneratedConfig(name="tiny", num_train=32, num_test=8, chunk_size=32,
+                                   options={"num_frames": 10})
+  builders.build("circles_dynamic", built, data_dir=tmp_path / "tfds")
+  config = circles_dynamic.get_config("inertia,tiny,tfds")
+  assert config.data.to_dict() == dict(name="tfds", dataset="circles_dynamic/32_t10", data_dir="")
+  config.data.update(dataset="circles_dynamic/tiny", data_dir=str(tmp_path / "tfds"))
+  train.train_and_evaluate(config, tmp_path / "run")
+  results = json.loads((tmp_path / "run" / "eval.json").read_text())
+  for key in ("mcc", "inertia_mcc", "sweep_max_abs_corr", "recon_mse_per_pixel"):
+    assert np.isfinite(results[key]), key
+  assert results["num_steps"] == config.train.num_steps
 
 
 def test_a_dataset_with_float_frames_is_refused_in_one_line(tmp_path, monkeypatch):

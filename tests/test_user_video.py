@@ -79,8 +79,9 @@ def test_folder_holds_out_whole_videos_with_aligned_truth_and_frame_rate(tmp_pat
   for split in (data.train, data.test):
     assert split.frames.shape[1:] == (8, 16, 16, 1)
     for i in range(len(split.frames)):  # the truth follows each clip's video and start frame
-      np.testing.assert_array_equal(split.latent[i],
+      np.testing.assert_array_equal(split.states["angle"][i],
                                     truths[split.source[i]][split.start[i]:split.start[i] + 8])
+    np.testing.assert_array_equal(data.arrays("train")["latent"], data.train.states["angle"])
   assert sorted(data.train.start[data.train.source == data.train.source[0]]) == [0, 4, 8, 12, 16]
 
 
@@ -116,6 +117,32 @@ def test_cache_is_reused_and_rebuilt_when_a_file_or_option_changes(tmp_path, mon
   changed = user_video.load_folder(tmp_path / "v", options(), cache_dir=tmp_path / "c", log=None)
   assert len(calls) == 4 and changed.videos[1]["num_frames"] == 30
   assert not list((tmp_path / "c").rglob("*.tmp"))
+
+
+def test_without_a_system_every_state_is_read_and_a_crop_that_does_not_fit_skips(tmp_path,
+                                                                                 monkeypatch):
+  """system "" (a real_videos build) keeps every state whose truth file every video has; a crop
+  box that does not fit a video skips that video with the reason."""
+  monkeypatch.setenv("NLVAE_CACHE", str(tmp_path / "cache"))
+  truths = write_folder(tmp_path / "v", [24, 24, 24])
+  np.save(tmp_path / "v" / "v0.position.npy", np.ones(24, np.float32))  # one video only
+  video.write_video(tmp_path / "v" / "small.gif", disc_video(24, size=20)[0], fps=20.0)
+  lines = []
+  data = user_video.load_folder(tmp_path / "v", options(system="", crop_box=(2, 2, 40, 40)),
+                                cache=False, log=lines.append)
+  assert [name for name, _ in data.skipped] == ["small.gif"] and "crop box" in data.skipped[0][1]
+  assert data.truth is None and sorted(data.train.states) == ["angle"]
+  assert any("v1.mp4, v2.mp4 has no <stem>.position.npy" in line for line in lines)
+  assert "latent" not in data.arrays("train")
+  for split in (data.train, data.test):
+    for i in range(len(split.frames)):
+      np.testing.assert_array_equal(split.states["angle"][i],
+                                    truths[split.source[i]][split.start[i]:split.start[i] + 8])
+  pendulum = user_video.load_folder(tmp_path / "v", options(crop_box=(2, 2, 40, 40)),
+                                    cache=False, log=None)
+  assert pendulum.truth == "angle" and sorted(pendulum.train.states) == ["angle"]
+  np.testing.assert_array_equal(pendulum.train.frames, data.train.frames)
+  assert not (tmp_path / "cache").exists()  # cache=False wrote no cache
 
 
 def test_bad_folders_and_truth_files_give_one_line(tmp_path):

@@ -5,15 +5,30 @@ config's own flags, e.g. experiments/circles_dynamic.py:inertia,full):
   quick (default)  a few CPU minutes, Adam 1e-3
   full             the reference scale (RMSprop 1e-4, batch 64, the whole grid): a GPU
   tiny             seconds, for tests
+and, with any of them:
+  tfds             read the dataset of TFDS_DATASETS that `python -m data.build` wrote
+                   (--config.data.data_dir=DIR, "" = TFDS' default; another build:
+                   --config.data.dataset=NAME/CONFIG) instead of generating it in memory; the
+                   scale then sets training only (the built dataset has its own size)
 """
 from experiments.configs.variants import Variants, parse_variants
 
 SCALES = ("quick", "full", "tiny")
+# The data.build dataset of each in-memory circles dataset, read by the `tfds` variant.
+TFDS_DATASETS = {"circles_static": "circles_static/32", "circles_dynamic": "circles_dynamic/32_t10"}
 
 
 def parse(arg: str, flags: tuple[str, ...] = ()) -> Variants:
-  """A circles config's variants: one of SCALES and at most one of `flags`."""
-  return parse_variants(arg, scales=SCALES, flags=flags, exclusive=(flags,))
+  """A circles config's variants: one of SCALES, at most one of `flags`, and tfds."""
+  return parse_variants(arg, scales=SCALES, flags=flags + ("tfds",), exclusive=(flags,))
+
+
+def data_section(data: dict, variants: Variants) -> dict:
+  """config.data: the in-memory `data` (static_data, or a config's own), or with the tfds
+  variant the built dataset of the same kind (TFDS_DATASETS), read from disk."""
+  if "tfds" not in variants.flags:
+    return data
+  return dict(name="tfds", dataset=TFDS_DATASETS[data["name"]], data_dir="")
 
 
 def static_data(scale: str) -> dict:

@@ -1,7 +1,7 @@
 """Config builder shared by the four physics experiments (spring, pendulum, falling, pulsar).
 
 Variants, comma-separated after the config path (e.g. experiments/pendulum.py:full,learn); at
-most one scale, and at most one of sequential / mixture, of video / realistic, of video / tfds:
+most one scale, and at most one of sequential / mixture, of video / realistic, of realistic / tfds:
   quick (default)  scale: runs on a 2-core CPU in a few minutes
   full             scale: paper-scale: 64x64 frames, 10x data, wide networks, 50k steps (a GPU)
   tiny             scale: seconds, for tests
@@ -13,11 +13,20 @@ most one scale, and at most one of sequential / mixture, of video / realistic, o
                    background removed, truth from <stem>.<state>.npy files when present)
   realistic        procedural data with every camera nuisance of data/camera.py at once
   tfds             a dataset built by `python -m data.build` (--config.data.dataset=NAME/CONFIG,
-                   --config.data.data_dir=DIR), read with tfds.data_source
+                   --config.data.data_dir=DIR), read with tfds.data_source: physics_<system>/...
+  video,tfds       your videos built as a real_videos dataset (python -m data.build
+                   --dataset=real_videos --config=CONFIG --manual_dir=FOLDER), trained exactly as
+                   :video trains on FOLDER: the video model settings, the clips, dt, held-out
+                   videos and truth of the same ingestion (data/user_video.py). The default
+                   dataset is the one whose config name encodes :video's ingestion options
+                   (real_videos/32_t20_grey; with full 64_..., tiny 32_t8_grey, the falling
+                   object _stride1); --config.data.dataset=real_videos/CONFIG picks another.
+                   :tfds alone refuses a real_videos dataset, and :video,tfds any other, in one
+                   line naming the right variant.
 Each experiment sets its own default estimator and encoder (see the README's results section for
 why the pendulum and the falling object use the sequential estimator and the keypoint encoder).
 """
-from data import physics
+from data import physics, user_video
 from experiments import configs
 from experiments.configs.variants import parse_variants
 
@@ -26,7 +35,7 @@ from experiments.configs.variants import parse_variants
 VIDEO_PRIOR_TIME_STEP = 0.2
 SCALES = ("quick", "full", "tiny")
 FLAGS = ("learn", "sequential", "mixture", "video", "realistic", "tfds")
-EXCLUSIVE = (("sequential", "mixture"), ("video", "realistic"), ("video", "tfds"))
+EXCLUSIVE = (("sequential", "mixture"), ("video", "realistic"), ("realistic", "tfds"))
 # What the full and tiny scales change (quick is the default): the data of the video variant, of the
 # procedural variants (counts and data.options), the keypoint encoder's (conv stride 1, conv
 # stride 2) or the conv encoder's features, the decoder, the hidden width and training.
@@ -110,7 +119,16 @@ def physics_config(arg: str, *, system: str, data_options: dict, prior: dict, in
     config.model.encoder_features = overrides["keypoint_features" if keypoints else "conv_features"]
     config.model.update(decoder_features=overrides["decoder_features"], hidden=overrides["hidden"])
     config.train.update(overrides["train"])
+  if "video" in variants and "tfds" in variants:  # the built real_videos dataset of those options
+    config.data = built_video_data_config(config.data)
   return config
+
+
+def built_video_data_config(video_data) -> dict:
+  """config.data of the `video,tfds` variant: the real_videos dataset that ingests as the :video
+  data config `video_data` does (data.user_video.config_name of its options), and its system."""
+  name = user_video.config_name(user_video.IngestOptions.from_config(video_data))
+  return dict(name="tfds", dataset=f"real_videos/{name}", data_dir="", system=video_data["system"])
 
 
 def video_data_config(system: str) -> dict:
