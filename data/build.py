@@ -1,8 +1,15 @@
 r"""Builds one nlvae dataset with tensorflow-datasets and writes a preview video.
 
   python -m data.build --dataset=physics_pendulum --config=32_t20 --preview=pendulum.gif
-  python -m data.build --dataset=real_videos --config=64_t20_grey --manual_dir=~/my_videos \
+  python -m data.build --dataset=real_videos --config=32_t20_grey --manual_dir=~/my_videos \
       --preview=mine.mp4
+
+real_videos ingests the folder of videos (and <stem>.<state>.npy truth files) exactly as the
+:video config variant does (data.user_video.load_folder: frame rate as dt, whole videos held out,
+background removal, truth, skipped files listed with their reasons); the config name sets the
+options, {size}_t{frames}_{grey|rgb}[_stride{k}][_crop{top}x{left}x{h}x{w}][_test{percent}]
+[_bg{median|none}][_fps{N}] (32_t20_grey is the :video default; folders of frames need _fps{N}).
+Train on it with --config=experiments/<system>.py:video,tfds (docs/datasets.md, "Real videos").
 
 --data_dir defaults to TFDS' own default ($TFDS_DATA_DIR, else ~/tensorflow_datasets), the place
 `data.builders.load` reads from by default; building an existing dataset again only reads it.

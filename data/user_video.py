@@ -176,9 +176,9 @@ NAME_FORMAT = ("{size}_t{frames}_{grey|rgb}[_stride{k}][_crop{top}x{left}x{heigh
 DEFAULT_TEST_PERCENT = 20
 
 
-def options_from_name(name: str, system: str = "") -> IngestOptions:
-  """A real_videos config name (NAME_FORMAT) -> IngestOptions, e.g. "32_t20_grey" (the :video
-  defaults) or "64_t30_rgb_stride2_crop0x80x480x480_test10_bgnone_fps25".
+def options_from_name(name: str) -> IngestOptions:
+  """A real_videos config name (NAME_FORMAT) -> IngestOptions without a system, e.g.
+  "32_t20_grey" (the :video defaults) or "64_t30_rgb_stride2_crop0x80x480x480_test10_bgnone_fps25".
 
   Defaults: stride T // 4, the largest centred square, 20 percent held out, median background
   removal, the frame rate of the files (frame folders need _fps{N}).
@@ -194,7 +194,7 @@ def options_from_name(name: str, system: str = "") -> IngestOptions:
     raise ValueError(f"Bad real_videos config {name!r}: need size, frames >= 1, a test "
                      "percentage in [0, 100) and fps > 0.")
   return IngestOptions(
-      system=system, num_frames=int(match["frames"]), stride=int(match["stride"] or 0),
+      system="", num_frames=int(match["frames"]), stride=int(match["stride"] or 0),
       image_size=int(match["size"]), channels=1 if match["colour"] == "grey" else 3,
       crop_box=tuple(int(v) for v in match["crop"].split("x")) if match["crop"] else (),
       background=match["background"] or "median", dt=1.0 / fps if fps else 0.0,
@@ -209,7 +209,8 @@ def config_name(options: IngestOptions) -> str:
   if abs(percent - 100 * options.test_fraction) > 1e-6:
     raise ValueError(f"data.test_fraction={options.test_fraction} is not a whole percentage, "
                      "which a real_videos config name needs")
-  parts = [f"{options.image_size}_t{options.num_frames}_{'grey' if options.channels == 1 else 'rgb'}"]
+  colour = "grey" if options.channels == 1 else "rgb"
+  parts = [f"{options.image_size}_t{options.num_frames}_{colour}"]
   parts += [f"stride{options.stride}"] if options.stride else []
   parts += ["crop" + "x".join(str(int(v)) for v in options.crop_box)] if options.crop_box else []
   parts += [f"test{percent}"] if percent != DEFAULT_TEST_PERCENT else []

@@ -3,7 +3,8 @@
   python -m experiments.run --config=experiments/circles_supervised.py        # quick CPU (~1 min)
   python -m experiments.run --config=experiments/circles_supervised.py:full   # reference scale, GPU
   python -m experiments.run --config=experiments/circles_supervised.py:tiny   # the test's setting
-  ... add ",tfds" to read the built circles_static/32 (python -m data.build --dataset=circles_static).
+  ... add ",tfds" to read the built circles_static/32 (python -m data.build
+  --dataset=circles_static).
 
 The encoder is the beta-VAE's (four 3x3 stride-2 convs, 32, 32, 64, 64) with a linear head; the
 reference reports perfect disentanglement. Quick uses Adam at 1e-3 and tiny Adam at 2e-3 (what

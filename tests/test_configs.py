@@ -61,9 +61,10 @@ def test_every_config_family_uses_the_parser():
   assert circles_dynamic.get_config("inertia,tiny").model.dynamics == "inertia"
   with pytest.raises(ValueError, match="unknown config variant"):
     circles_dynamic.get_config("kalman")
-  for config, dataset in ((circles_dynamic.get_config("tfds,inertia,full"), "circles_dynamic/32_t10"),
-                          (circles_betavae.get_config("tfds"), "circles_static/32"),
-                          (circles_supervised.get_config("tiny,tfds"), "circles_static/32")):
+  for config, dataset in (
+      (circles_dynamic.get_config("tfds,inertia,full"), "circles_dynamic/32_t10"),
+      (circles_betavae.get_config("tfds"), "circles_static/32"),
+      (circles_supervised.get_config("tiny,tfds"), "circles_static/32")):
     assert config.data.to_dict() == dict(name="tfds", dataset=dataset, data_dir="")
   assert circles_dynamic.get_config("tfds,inertia").model.dynamics == "inertia"
   assert circles_betavae.get_config("tfds,full").train.num_steps == 500_000
