@@ -11,9 +11,12 @@ every phase, so a lease that ends early keeps what was measured):
               without --install (JAX's backend is chosen once per process).
   environment device, nvidia-smi, versions of jax / jaxlib / flax / torch.
   networks    jitted training steps (loss, gradients, Adam; experiments.bench_networks) of the
-              SlowVAE network (64x64x1, z = 10) and of the physics full config's networks
-              (experiments/spring.py:full) at batch 64 and 256, against a float32 matmul timed in
-              the same alternating rounds: median ms, images/s, GFLOP/s, fraction of the matmul.
+              SlowVAE network (64x64x1, z = 10), the same network computing in bfloat16 with
+              float32 parameters (`slowvae_bf16`, what --config.train.compute_dtype=bfloat16
+              trains with; `bf16_speedup`: its images/s over float32's) and the physics full
+              config's networks (experiments/spring.py:full) at batch 64 and 256, against a
+              float32 matmul timed in the same alternating rounds: median ms, images/s, GFLOP/s,
+              fraction of the matmul.
   pytorch     the same SlowVAE network, loss and optimizer in PyTorch on the same device
               (experiments.benchmark.pytorch_benchmark: same parameters and data, alternating
               rounds; ratio of nlvae's images/s to PyTorch's). Skipped when torch is absent.
@@ -104,12 +107,16 @@ def environment(dry_run: bool) -> dict:
 
 
 def models(dry_run: bool) -> dict:
-  """name -> (encoder, decoder): SlowVAE and the physics networks (full, or tiny for a dry run)."""
+  """name -> (encoder, decoder): SlowVAE (float32 and bfloat16 compute) and the physics networks
+  (full, or tiny for a dry run)."""
   from experiments import spring
   from nlvae import models as nlvae_models
   from nlvae import datasets, networks
   size = 32 if dry_run else 64
-  result = {"slowvae": (networks.slowvae_encoder(10), networks.slowvae_decoder(1, size))}
+  bf16 = networks.compute_dtype("bfloat16")
+  result = {"slowvae": (networks.slowvae_encoder(10), networks.slowvae_decoder(1, size)),
+            "slowvae_bf16": (networks.slowvae_encoder(10, bf16),
+                             networks.slowvae_decoder(1, size, dtype=bf16))}
   variant = "tiny" if dry_run else "full"
   config = spring.get_config(variant)
   side = config.data.options.image_size
@@ -125,6 +132,8 @@ def networks_phase(dry_run: bool, batches, repeats: int) -> dict:
   for batch in batches:
     result = bench_networks.benchmark_models(models(dry_run), batch, repeats=repeats,
                                              matmul_size=256 if dry_run else 8192)
+    rows = result["models"]
+    result["bf16_speedup"] = rows["slowvae_bf16"]["images_per_s"] / rows["slowvae"]["images_per_s"]
     bench_networks.print_table(result, "training step")
     results[f"batch_{batch}"] = result
   return results

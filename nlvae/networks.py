@@ -28,6 +28,18 @@ computes exactly what ``flax.linen.ConvTranspose(transpose_kernel=False)`` compu
 parameters and padding ``k - 1 - p``, i.e. PyTorch's ``ConvTranspose2d(k, s, p)`` whose weight
 ``[in, out, kh, kw]`` is ``kernel[::-1, ::-1].transpose(2, 3, 0, 1)`` (a spatial flip). Kernels are
 LeCun-normal (variance 1 / fan-in, Flax's default), biases zero.
+
+Compute dtype (``dtype``, default float32; ``COMPUTE_DTYPES``). Every module takes a ``dtype``: the
+dtype its convolutions and dense layers compute in (``jnp.bfloat16`` for accelerators; on a CPU
+bfloat16 is emulated and slower than float32). Parameters are always float32 (Flax's
+``param_dtype``): each layer casts its kernel and bias to ``dtype`` on the fly, so gradients and
+optimizer state stay float32. The outputs that enter a loss are float32 whatever ``dtype`` is: the
+decoder's output is cast back, and the numerically sensitive heads compute in float32 from
+float32-cast features: the encoders' ``moments`` layer (the posterior mean feeds the priors' finite
+differences, the log-variance an exp), the supervised head, and the keypoint encoder's 1x1
+keypoint maps, spatial softmax and MLP (a softmax over every position and its expected
+coordinates; about 3% of that encoder's multiply-adds). With float32 (the default) nothing is
+cast: parameters and results are bit for bit those of the float32-only modules.
 """
 from collections.abc import Sequence
 import math
@@ -39,6 +51,8 @@ import jax.numpy as jnp
 import numpy as np
 
 _DIMENSION_NUMBERS = ('NHWC', 'HWIO', 'NHWC')
+# config.train.compute_dtype -> the modules' ``dtype`` (see the module doc).
+COMPUTE_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 UPSAMPLE_METHODS = ('subpixel', 'conv_transpose')
 DOWNSAMPLE_METHODS = ('space_to_depth', 'strided')
 
@@ -48,6 +62,32 @@ class Posterior(NamedTuple):
   """
   mean: jax.Array
   log_var: jax.Array
+
+
+def compute_dtype(name: str) -> Any:
+  """A ``COMPUTE_DTYPES`` name ('float32', 'bfloat16') -> the jnp dtype; ValueError (one line)
+  for any other."""
+  if name not in COMPUTE_DTYPES:
+    raise ValueError(f'compute dtype must be one of {", ".join(COMPUTE_DTYPES)}, got {name!r}')
+  return COMPUTE_DTYPES[name]
+
+
+def _promote_keeping_bias(inputs, kernel, bias, *, dtype=None, inexact=True):
+  """Flax's ``promote_dtype`` for (inputs, kernel, bias), but the bias stays float32."""
+  inputs, kernel = nn.dtypes.promote_dtype(inputs, kernel, dtype=dtype, inexact=inexact)
+  return inputs, kernel, bias
+
+
+def _mixed(dtype: Any) -> dict[str, Any]:
+  """The keyword arguments of a Flax layer computing in ``dtype`` with the bias added in float32.
+
+  Every layer here (Flax's and ours) adds its float32 bias to the ``dtype`` product, so the sum,
+  the ReLU after it and the layer's output are float32 and the next layer casts its input to
+  ``dtype``. The reason is the bias gradient: it is a sum over the batch and every pixel, and in
+  bfloat16 that sum loses everything (measured on CPU: the last decoder bias's gradient of the
+  tiny circles model was -24 instead of +124). With float32 layers nothing changes.
+  """
+  return dict(dtype=dtype, promote_dtype=_promote_keeping_bias)
 
 
 def num_params(params: Any) -> int:
@@ -130,6 +170,7 @@ class SubPixelConvTranspose(nn.Module):
   use_bias: bool = True
   kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
   bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
+  dtype: Any = jnp.float32  # compute dtype; parameters are float32
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -143,6 +184,7 @@ class SubPixelConvTranspose(nn.Module):
                        f'kernel_size - 2 * padding == stride (e.g. 4, 2, 1) or stride 1.')
     batch, height, width, in_features = x.shape
     kernel = self.param('kernel', self.kernel_init, (k, k, in_features, self.features))
+    x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
 
     if s == 1 and height == width == 1:
       # Only the central (k - 2p) x (k - 2p) window of the flipped kernel meets the single pixel.
@@ -167,7 +209,7 @@ class SubPixelConvTranspose(nn.Module):
       y = y.reshape(batch, s * rows, s * cols, self.features)
       y = y[:, plan.crop:plan.crop + s * height, plan.crop:plan.crop + s * width]
     if self.use_bias:
-      y = y + self.param('bias', self.bias_init, (self.features,))
+      y = y + self.param('bias', self.bias_init, (self.features,))  # float32: see _mixed
     return y
 
 
@@ -188,6 +230,7 @@ class SpaceToDepthConv(nn.Module):
   padding: int = 1
   kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
   bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
+  dtype: Any = jnp.float32  # compute dtype; parameters are float32
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -196,6 +239,7 @@ class SpaceToDepthConv(nn.Module):
       raise ValueError(f'SpaceToDepthConv expects [B, H, W, C] inputs, got shape {x.shape}.')
     batch, height, width, in_features = x.shape
     kernel = self.param('kernel', self.kernel_init, (k, k, in_features, self.features))
+    x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
     even = k + k % 2
     rows, cols = (2 * ((n + 2 * p - k) // 2 + even // 2) for n in (height, width))
     # Pad to at least rows x cols, then cut: the last input row can lie beyond every window.
@@ -209,7 +253,7 @@ class SpaceToDepthConv(nn.Module):
                                                         self.features)
     y = jax.lax.conv_general_dilated(x, blocks, (1, 1), 'VALID',
                                      dimension_numbers=_DIMENSION_NUMBERS)
-    return y + self.param('bias', self.bias_init, (self.features,))
+    return y + self.param('bias', self.bias_init, (self.features,))  # float32: see _mixed
 
 
 def _flatten_batch(x: jax.Array, event_ndim: int) -> tuple[jax.Array, tuple[int, ...]]:
@@ -232,6 +276,7 @@ class ConvTrunk(nn.Module):
   kernel_size: int = 4
   hidden: int | None = 256
   downsample: str = 'space_to_depth'
+  dtype: Any = jnp.float32  # compute dtype (features come out in it); parameters are float32
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -242,15 +287,16 @@ class ConvTrunk(nn.Module):
     pad = (self.kernel_size - 1) // 2
     for i, width in enumerate(self.features):
       if self.downsample == 'space_to_depth':
-        x = SpaceToDepthConv(width, self.kernel_size, pad, name=f'conv_{i}')(x)
+        x = SpaceToDepthConv(width, self.kernel_size, pad, dtype=self.dtype, name=f'conv_{i}')(x)
       else:
         x = nn.Conv(width, (self.kernel_size,) * 2, strides=2, padding=[(pad, pad)] * 2,
-                    name=f'conv_{i}')(x)
+                    **_mixed(self.dtype), name=f'conv_{i}')(x)
       x = nn.relu(x)
     if self.hidden is None:
       return x.reshape(x.shape[0], -1)
     # Kernel [h, w, C, hidden]: the same parameters as a VALID conv over the whole map.
-    return nn.relu(nn.DenseGeneral(self.hidden, axis=(-3, -2, -1), name='hidden')(x))
+    return nn.relu(nn.DenseGeneral(self.hidden, axis=(-3, -2, -1), **_mixed(self.dtype),
+                                   name='hidden')(x))
 
 
 class Encoder(nn.Module):
@@ -260,19 +306,28 @@ class Encoder(nn.Module):
   256; disentangled-dynamics: (32, 32, 64, 64), 3, None). One linear layer ``moments`` gives
   2 D outputs: the mean (the first D) and ``log_var`` (the raw linear output, the next D).
   downsample: 'space_to_depth' (``SpaceToDepthConv``, fast on CPU) or 'strided' (``nn.Conv``, for
-  comparison): same parameters, same function.
+  comparison): same parameters, same function. dtype: the trunk's compute dtype; ``moments``
+  computes in float32 (module doc), so the posterior is float32.
   """
   latent_dim: int
   features: Sequence[int] = (32, 32, 64, 64)
   kernel_size: int = 4
   hidden: int | None = 256
   downsample: str = 'space_to_depth'
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, images: jax.Array) -> Posterior:
     x, lead = _flatten_batch(images, 3)
-    h = ConvTrunk(self.features, self.kernel_size, self.hidden, self.downsample, name='trunk')(x)
-    return _posterior(nn.Dense(2 * self.latent_dim, name='moments')(h), lead)
+    h = ConvTrunk(self.features, self.kernel_size, self.hidden, self.downsample, self.dtype,
+                  name='trunk')(x)
+    return _posterior(_float32_dense(2 * self.latent_dim, 'moments', h), lead)
+
+
+def _float32_dense(features: int, name: str, h: jax.Array) -> jax.Array:
+  """A dense layer computed in float32 from features of any compute dtype (a sensitive head:
+  the posterior moments or a regression output). Call it inside a compact module."""
+  return nn.Dense(features, dtype=jnp.float32, name=name)(h.astype(jnp.float32))
 
 
 def _posterior(moments: jax.Array, lead: tuple[int, ...]) -> Posterior:
@@ -305,12 +360,15 @@ class KeypointEncoder(nn.Module):
   are (Finn et al. 2016, "Deep spatial autoencoders"), not of individual pixels: with a temporal
   prior this avoids the folded codes a pixel-level encoder tends to find for objects that move
   many pixels (see README, physics experiments). It discards brightness: not for the pulsar.
+  dtype: the 3x3 convs' compute dtype; from the 1x1 keypoint maps on (maps, softmax, MLP) it
+  computes in float32 (module doc), so the posterior is float32.
   """
   latent_dim: int
   features: Sequence[int] = (16, 32)
   num_keypoints: int = 8
   hidden: int = 64
   strides: Sequence[int] | None = None
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, images: jax.Array) -> Posterior:
@@ -321,32 +379,37 @@ class KeypointEncoder(nn.Module):
                        f'got {tuple(strides)}.')
     for i, (width, stride) in enumerate(zip(self.features, strides)):
       if stride == 2:  # nn.Conv(width, (3, 3), 2, padding 1) computed faster on CPU
-        x = nn.relu(SpaceToDepthConv(width, 3, 1, name=f'conv_{i}')(x))
+        x = nn.relu(SpaceToDepthConv(width, 3, 1, dtype=self.dtype, name=f'conv_{i}')(x))
       else:
-        x = nn.relu(nn.Conv(width, (3, 3), padding=[(1, 1)] * 2, name=f'conv_{i}')(x))
-    maps = nn.Conv(self.num_keypoints, (1, 1), name='keypoint_maps')(x)
+        x = nn.relu(nn.Conv(width, (3, 3), padding=[(1, 1)] * 2, **_mixed(self.dtype),
+                            name=f'conv_{i}')(x))
+    # float32 from here on: softmax logits rounded to bfloat16 would jitter the keypoints.
+    maps = nn.Conv(self.num_keypoints, (1, 1), dtype=jnp.float32,
+                   name='keypoint_maps')(x.astype(jnp.float32))
     log_temperature = self.param('log_temperature', nn.initializers.zeros_init(), ())
     h = spatial_softmax(maps, log_temperature)
-    h = nn.relu(nn.Dense(self.hidden, name='hidden')(h))
-    return _posterior(nn.Dense(2 * self.latent_dim, name='moments')(h), lead)
+    h = nn.relu(_float32_dense(self.hidden, 'hidden', h))
+    return _posterior(_float32_dense(2 * self.latent_dim, 'moments', h), lead)
 
 
 class SupervisedEncoder(nn.Module):
   """Deterministic conv regressor: images ``[..., H, W, C]`` -> ``[..., num_outputs]``.
 
   The disentangled-dynamics supervised control: four 3x3 stride-2 convs (32, 32, 64, 64) and a
-  linear layer to the factors (trained with MSE elsewhere).
+  linear layer to the factors (trained with MSE elsewhere). dtype: the trunk's compute dtype;
+  the head computes in float32, so the output is float32.
   """
   num_outputs: int = 4
   features: Sequence[int] = (32, 32, 64, 64)
   kernel_size: int = 3
   hidden: int | None = None
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, images: jax.Array) -> jax.Array:
     x, lead = _flatten_batch(images, 3)
-    h = ConvTrunk(self.features, self.kernel_size, self.hidden, name='trunk')(x)
-    return nn.Dense(self.num_outputs, name='head')(h).reshape(lead + (self.num_outputs,))
+    h = ConvTrunk(self.features, self.kernel_size, self.hidden, dtype=self.dtype, name='trunk')(x)
+    return _float32_dense(self.num_outputs, 'head', h).reshape(lead + (self.num_outputs,))
 
 
 class Decoder(nn.Module):
@@ -359,20 +422,23 @@ class Decoder(nn.Module):
   transposed convs (kernel ``kernel_size``, stride 2, padding ``(kernel_size - 2) // 2``), ReLU between
   layers, none at the output. upsample: 'subpixel' (``SubPixelConvTranspose``, fast on CPU) or
   'conv_transpose' (``nn.ConvTranspose``, for comparison): same parameters, same function.
+  dtype: every layer's compute dtype; the output is cast to float32.
   """
   image_shape: tuple[int, int, int] = (64, 64, 1)
   features: Sequence[int] = (64, 64, 32, 32)
   kernel_size: int = 4
   hidden: int | None = 256
   upsample: str = 'subpixel'
+  dtype: Any = jnp.float32
 
   def _conv_transpose(self, features: int, kernel_size: int, stride: int, padding: int,
                       name: str) -> nn.Module:
     if self.upsample == 'subpixel':
-      return SubPixelConvTranspose(features, kernel_size, stride, padding, name=name)
+      return SubPixelConvTranspose(features, kernel_size, stride, padding, dtype=self.dtype,
+                                   name=name)
     pad = kernel_size - 1 - padding
     return nn.ConvTranspose(features, (kernel_size,) * 2, strides=(stride,) * 2,
-                            padding=[(pad, pad)] * 2, name=name)
+                            padding=[(pad, pad)] * 2, **_mixed(self.dtype), name=name)
 
   @nn.compact
   def __call__(self, latents: jax.Array) -> jax.Array:
@@ -386,38 +452,41 @@ class Decoder(nn.Module):
     side = bottleneck_size(height, len(self.features))
     z, lead = _flatten_batch(latents, 1)
     if self.hidden is None:
-      x = nn.Dense(side * side * self.features[0], name='project')(z)
+      x = nn.Dense(side * side * self.features[0], **_mixed(self.dtype), name='project')(z)
       x = x.reshape(-1, side, side, self.features[0])
     else:
-      x = nn.relu(nn.Dense(self.hidden, name='project')(z))[:, None, None, :]
+      x = nn.relu(nn.Dense(self.hidden, **_mixed(self.dtype), name='project')(z))
+      x = x[:, None, None, :]
       x = self._conv_transpose(self.features[0], side, 1, 0, name='expand')(x)
     widths = tuple(self.features[1:]) + (channels,)
     for i, features in enumerate(widths):
       x = nn.relu(x)
       x = self._conv_transpose(features, self.kernel_size, 2, (self.kernel_size - 2) // 2,
                                name=f'up_{i}')(x)
-    return x.reshape(lead + (height, width, channels))
+    return x.reshape(lead + (height, width, channels)).astype(jnp.float32)
 
 
-def slowvae_encoder(latent_dim: int = 10) -> Encoder:
+def slowvae_encoder(latent_dim: int = 10, dtype: Any = jnp.float32) -> Encoder:
   """SlowVAE encoder (4x4 stride-2 convs 32, 32, 64, 64; hidden 256)."""
-  return Encoder(latent_dim, (32, 32, 64, 64), 4, 256)
+  return Encoder(latent_dim, (32, 32, 64, 64), 4, 256, dtype=dtype)
 
 
 def slowvae_decoder(out_channels: int = 1, image_size: int = 64,
-                    upsample: str = 'subpixel') -> Decoder:
+                    upsample: str = 'subpixel', dtype: Any = jnp.float32) -> Decoder:
   """SlowVAE decoder (hidden 256, 4x4 stride-2 transposed convs 64, 32, 32, out_channels)."""
-  return Decoder((image_size, image_size, out_channels), (64, 64, 32, 32), 4, 256, upsample)
+  return Decoder((image_size, image_size, out_channels), (64, 64, 32, 32), 4, 256, upsample,
+                 dtype=dtype)
 
 
-def dynamics_encoder(latent_dim: int) -> Encoder:
+def dynamics_encoder(latent_dim: int, dtype: Any = jnp.float32) -> Encoder:
   """disentangled-dynamics beta-VAE encoder (3x3 stride-2 convs 32, 32, 64, 64, no hidden)."""
-  return Encoder(latent_dim, (32, 32, 64, 64), 3, None)
+  return Encoder(latent_dim, (32, 32, 64, 64), 3, None, dtype=dtype)
 
 
-def dynamics_decoder(out_channels: int = 1, image_size: int = 32) -> Decoder:
+def dynamics_decoder(out_channels: int = 1, image_size: int = 32,
+                     dtype: Any = jnp.float32) -> Decoder:
   """disentangled-dynamics decoder: linear to 2x2x64 (32x32 images), 4x4 stride-2 up-convs."""
-  return Decoder((image_size, image_size, out_channels), (64, 64, 32, 32), 4, None)
+  return Decoder((image_size, image_size, out_channels), (64, 64, 32, 32), 4, None, dtype=dtype)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ from flax.training import train_state
 from jax.sharding import NamedSharding, PartitionSpec
 
 from data import pipeline
-from nlvae import datasets, models
+from nlvae import datasets, models, networks
 from nlvae.metric_writer import MetricWriter, truncate_metrics, write_atomically
 
 MIN_FREE_BYTES = 64 * 2**20  # a workdir on a disk with less free space is refused up front
@@ -79,6 +79,9 @@ HARMLESS_KEYS = ("train.progress_bar", "train.log_every", "train.eval_every",
 POSITIVE_INTEGER_KEYS = ("num_steps", "batch_size", "log_every", "eval_every", "checkpoint_every",
                          "keep_checkpoints", "steps_per_dispatch", "prefetch")
 RESTART_HINT = "use another --workdir, or --config.train.restart=true to start over in it"
+# Keys added to config.train after runs were recorded: a config.json without one trained with its
+# default (so an older workdir still resumes).
+ADDED_DEFAULTS = {"train.compute_dtype": "float32"}
 
 
 class TrainingDiverged(FloatingPointError):
@@ -128,8 +131,13 @@ def make_optimizer(train_config) -> optax.GradientTransformation:
 def validate_config(config) -> None:
   """Raises UsageError (one line naming the key and a valid value) for a config.train that cannot
   train: zero or negative steps, intervals, batch sizes and learning rates, keep_checkpoints < 1
-  (the final checkpoint is always kept), unknown optimizers and schedules."""
+  (the final checkpoint is always kept), unknown optimizers, schedules and compute dtypes."""
   train = config.train
+  compute_dtype = train.get("compute_dtype", "float32")
+  if compute_dtype not in networks.COMPUTE_DTYPES:
+    raise UsageError(f"train.compute_dtype must be one of {', '.join(networks.COMPUTE_DTYPES)}, "
+                     f"got {compute_dtype!r}; set --config.train.compute_dtype=float32 (or "
+                     "bfloat16, for accelerators)")
   for key in POSITIVE_INTEGER_KEYS:
     value = train.get(key, 1)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -170,8 +178,9 @@ def training_differences(before, after) -> list[str]:
   if before.get("train.schedule") == after.get("train.schedule") == "constant":
     harmless += ("train.num_steps",)
   missing = object()
+  value = lambda flat, key: flat.get(key, ADDED_DEFAULTS.get(key, missing))  # noqa: E731
   return sorted(key for key in set(before) | set(after)
-                if before.get(key, missing) != after.get(key, missing)
+                if value(before, key) != value(after, key)
                 and not any(key == h or key.startswith(h + ".") for h in harmless))
 
 
@@ -569,7 +578,7 @@ def _set_up(config, workdir: pathlib.Path, mode: str, lock: WorkdirLock) -> _Run
     lock.acquire()
 
   train_data, test_data, info = datasets.load(config.data)
-  model = models.build(config.model, info)
+  model = models.build(config.model, info, config.train.get("compute_dtype", "float32"))
   num_devices = jax.device_count()
   batch_size = config.train.batch_size
   if batch_size % num_devices:

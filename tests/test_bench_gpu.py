@@ -46,10 +46,13 @@ def test_dry_run_benchmarks(dry_run):
   assert results["environment"]["jax"] == "0.9.2"
   assert set(results["phase_s"]) >= {"environment", "networks", "pytorch", "loop", "train"}
   network_rows = results["networks"]["batch_2"]["models"]
-  assert set(network_rows) == {"slowvae", "physics_tiny"}
+  assert set(network_rows) == {"slowvae", "slowvae_bf16", "physics_tiny"}
   for row in network_rows.values():
     assert row["images_per_s"] > 0 and 0 < row["fraction_of_matmul"]
     assert row["num_params"] > 0 and row["loss"] > 0
+  # bfloat16 compute, float32 parameters: the same network (its loss: tests/test_mixed_precision).
+  assert network_rows["slowvae_bf16"]["num_params"] == network_rows["slowvae"]["num_params"]
+  assert results["networks"]["batch_2"]["bf16_speedup"] > 0
   pytorch = results["pytorch"]
   if not HAS_TORCH:
     assert "torch is not installed" in pytorch["skipped"]

@@ -28,6 +28,10 @@ def train_config(**overrides) -> ml_collections.ConfigDict:
       steps_per_dispatch=1,     # > 1: that many steps per device dispatch (lax.scan)
       prefetch=2,               # batches built and put on the devices ahead, in a thread
       restart=False,            # true: move an existing run of the workdir to previous_run/
+      compute_dtype="float32",  # float32 | bfloat16: the networks' convs and dense layers compute
+                                # in bfloat16, parameters, optimizer state, losses, priors and KLs
+                                # stay float32 (docs/training.md); for accelerators: on a CPU
+                                # bfloat16 is emulated, slower than float32
   ))
   train.update(overrides)
   return train

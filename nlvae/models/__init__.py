@@ -55,10 +55,39 @@ MODELS = {
 }
 
 
-def build(model_config, data_info):
-  """Instantiates the model named by model_config.name."""
+def build(model_config, data_info, compute_dtype: str = "float32"):
+  """Instantiates the model named by model_config.name, its networks computing in compute_dtype
+  (config.train.compute_dtype; see with_compute_dtype)."""
   name = model_config.name
   if name not in MODELS:
     raise ValueError(f"unknown model {name!r}; valid: {sorted(MODELS)}")
   module_name, class_name = MODELS[name].split(":")
-  return getattr(importlib.import_module(module_name), class_name)(model_config, data_info)
+  model = getattr(importlib.import_module(module_name), class_name)(model_config, data_info)
+  return with_compute_dtype(model, compute_dtype)
+
+
+def with_compute_dtype(model, compute_dtype: str):
+  """The one place a model's networks get their compute dtype: every Flax module attribute of
+  `model` with a `dtype` field (the nlvae.networks modules: model.encoder, model.decoder,
+  model.network) is replaced by its clone computing in `compute_dtype` ("float32" | "bfloat16",
+  nlvae.networks.COMPUTE_DTYPES). Parameters stay float32 and the networks' outputs are float32
+  (nlvae.networks), so the losses, priors and KLs stay float32. "float32" leaves the model as it
+  is; another dtype for a model without such networks is a ValueError (one line)."""
+  import dataclasses
+
+  import flax.linen as nn
+  import jax.numpy as jnp
+
+  from nlvae import networks
+
+  dtype = networks.compute_dtype(compute_dtype)
+  if dtype == jnp.float32:  # the networks' default: nothing to change
+    return model
+  found = [name for name, value in vars(model).items() if isinstance(value, nn.Module)
+           and "dtype" in {field.name for field in dataclasses.fields(value)}]
+  if not found:
+    raise ValueError(f"model {type(model).__name__} has no nlvae.networks modules to compute in "
+                     f"{compute_dtype}; use train.compute_dtype=float32")
+  for name in found:
+    setattr(model, name, getattr(model, name).clone(dtype=dtype))
+  return model
