@@ -29,17 +29,18 @@ parameters and padding ``k - 1 - p``, i.e. PyTorch's ``ConvTranspose2d(k, s, p)`
 ``[in, out, kh, kw]`` is ``kernel[::-1, ::-1].transpose(2, 3, 0, 1)`` (a spatial flip). Kernels are
 LeCun-normal (variance 1 / fan-in, Flax's default), biases zero.
 
-Compute dtype (``dtype``, default float32; ``COMPUTE_DTYPES``). Every module takes a ``dtype``: the
-dtype its convolutions and dense layers compute in (``jnp.bfloat16`` for accelerators; on a CPU
-bfloat16 is emulated and slower than float32). Parameters are always float32 (Flax's
-``param_dtype``): each layer casts its kernel and bias to ``dtype`` on the fly, so gradients and
-optimizer state stay float32. The outputs that enter a loss are float32 whatever ``dtype`` is: the
-decoder's output is cast back, and the numerically sensitive heads compute in float32 from
-float32-cast features: the encoders' ``moments`` layer (the posterior mean feeds the priors' finite
-differences, the log-variance an exp), the supervised head, and the keypoint encoder's 1x1
-keypoint maps, spatial softmax and MLP (a softmax over every position and its expected
-coordinates; about 3% of that encoder's multiply-adds). With float32 (the default) nothing is
-cast: parameters and results are bit for bit those of the float32-only modules.
+Compute dtype (``dtype``, default float32; ``COMPUTE_DTYPES``; config.train.compute_dtype). Every
+module takes a ``dtype``: the dtype its convolutions and matrix products compute in
+(``jnp.bfloat16`` for accelerators; on a CPU bfloat16 is emulated and slower than float32).
+Parameters are always float32: a layer casts its input and kernel to ``dtype`` for the product and
+adds its float32 bias to the result (``_mixed``), so gradients and optimizer state are float32, and
+so are the activations between layers (the next layer casts again). The outputs that enter a loss
+are float32: the decoder's output is cast back, and the numerically sensitive heads compute in
+float32: the encoders' ``moments`` layer (the posterior mean feeds the priors' finite
+differences, the log-variance an exp), the supervised head, and the keypoint encoder from its 1x1
+keypoint maps on (the softmax over every position, its expected coordinates and the MLP after
+them; a few percent of that encoder's multiply-adds). With float32 (the default) every cast is a
+no-op: parameters and results are bit for bit those of the float32-only modules.
 """
 from collections.abc import Sequence
 import math
