@@ -85,7 +85,7 @@ def test_float32_is_unchanged(name):
   assert models.build(model_config, info, "float32").encoder == model.encoder
   params = model.init(jax.random.PRNGKey(0), batch)
   assert _float32_leaves(params)
-  loss, _ = _loss_and_grads(model, params, batch)
+  loss, _ = jax.jit(model.loss)(params, batch, jax.random.PRNGKey(1))
   assert float(loss) == pytest.approx(FLOAT32_LOSSES[name], rel=1e-6)
   if name == "slowvae":  # 32x32 images: 2x2 maps before the hidden layer
     assert networks.num_params(params) == 370_069
@@ -108,6 +108,7 @@ def test_bfloat16_keeps_float32_parameters_and_the_loss(name):
   loss16, grads16 = _loss_and_grads(bf16, params, batch)
   loss32, grads32 = _loss_and_grads(f32, params, batch)
   assert loss16.dtype == jnp.float32 and _float32_leaves(grads16)
+  assert "bf16" in str(jax.make_jaxpr(bf16.loss)(params, batch, jax.random.PRNGKey(1)))
   assert float(loss16) == pytest.approx(float(loss32), rel=LOSS_RTOL)
   a, b = (np.concatenate([np.ravel(g) for g in jax.tree.leaves(t)]) for t in (grads32, grads16))
   assert np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)) >= GRAD_COSINE
@@ -120,6 +121,35 @@ def test_bfloat16_keeps_float32_parameters_and_the_loss(name):
     scale = max(np.linalg.norm(g32), 1e-3 * np.linalg.norm(a))
     errors[jax.tree_util.keystr(path)] = float(np.linalg.norm(g16 - g32) / scale)
   assert max(errors.values()) < LAYER_GRAD_RTOL, errors
+
+
+MODULES = {  # name -> (module factory of a dtype, input shape)
+    "encoder": (lambda d: networks.Encoder(3, (4, 8), 4, 16, dtype=d), (2, 16, 16, 1)),
+    "encoder_strided": (lambda d: networks.Encoder(3, (4, 8), 3, None, "strided", dtype=d),
+                        (2, 16, 16, 2)),
+    "keypoints": (lambda d: networks.KeypointEncoder(2, (4, 8), 4, 8, dtype=d), (2, 16, 16, 1)),
+    "supervised": (lambda d: networks.SupervisedEncoder(3, (4, 8), 3, dtype=d), (2, 16, 16, 1)),
+    "decoder": (lambda d: networks.Decoder((16, 16, 1), (8, 4), 4, 16, dtype=d), (2, 3)),
+    "decoder_conv_transpose": (
+        lambda d: networks.Decoder((16, 16, 2), (8, 4), 4, None, "conv_transpose", dtype=d),
+        (2, 3)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_every_network_computes_in_bfloat16_with_float32_parameters_and_outputs(name):
+  factory, shape = MODULES[name]
+  x = jnp.asarray(np.random.default_rng(0).uniform(size=shape), jnp.float32)
+  f32, bf16 = factory(jnp.float32), factory(jnp.bfloat16)
+  params = bf16.init(jax.random.PRNGKey(0), x)
+  jax.tree.map(np.testing.assert_array_equal, params, f32.init(jax.random.PRNGKey(0), x))
+  assert _float32_leaves(params)
+  assert "bf16" in str(jax.make_jaxpr(bf16.apply)(params, x))  # the products run in bfloat16
+  assert "bf16" not in str(jax.make_jaxpr(f32.apply)(params, x))
+  out16, out32 = bf16.apply(params, x), f32.apply(params, x)
+  for a, b in zip(jax.tree.leaves(out32), jax.tree.leaves(out16)):
+    assert b.dtype == jnp.float32
+    np.testing.assert_allclose(b, a, atol=0.05 * float(jnp.max(jnp.abs(a))))
 
 
 def _losses(workdir):

@@ -2,7 +2,10 @@
 
 Every model is constructed as Model(model_config, data_info) (data_info: the
 nlvae.datasets.DatasetInfo a loader returns) and implements `Model`; the VAEs also implement
-`GenerativeModel`. The one training loop (nlvae.train) drives every model the same way. To add a model: write
+`GenerativeModel`. The one training loop (nlvae.train) drives every model the same way;
+build(model_config, data_info, compute_dtype) gives its networks config.train.compute_dtype
+(with_compute_dtype): a model keeps its nlvae.networks modules as attributes (self.encoder, ...)
+built with their default dtype. To add a model: write
 nlvae/models/<name>.py with a class implementing `Model`, add one line to MODELS, and a config
 (docs/ARCHITECTURE.md walks through an example).
 """
