@@ -68,7 +68,8 @@ def physics_config(arg: str, *, system: str, data_options: dict, prior: dict, in
     learnable: parameter name -> wrong starting value, used by the "learn" variant.
     estimator: the default KL estimator ("mixture" or "sequential"; variants override it).
     model, train: overrides of config.model and config.train defaults.
-    video: overrides of the video variant's config.data and config.model.prior_time_step.
+    video: overrides of the video variant's config.data, config.model.prior_time_step and
+      (under the key "train") config.train.
   """
   parsed = parse_variants(arg, scales=SCALES, flags=FLAGS, exclusive=EXCLUSIVE)
   scale, variants = parsed.scale, parsed.flags
@@ -93,13 +94,14 @@ def physics_config(arg: str, *, system: str, data_options: dict, prior: dict, in
           calibrate_scale=False,  # evaluation: the latent's scale fitted to the prior's physics
           interventions=interventions),
       train={**dict(batch_size=8, num_steps=2000, learning_rate=1e-3, log_every=50,
-                    eval_every=500, checkpoint_every=500), **(train or {})})
+                    eval_every=1000, checkpoint_every=1000), **(train or {})})
   config.model.update(model or {})
   if "realistic" in variants:
     config.data.options.update(physics.REALISTIC_OPTIONS)
   if "video" in variants:
     video = dict(video or {})
     config.model.prior_time_step = video.pop("prior_time_step", VIDEO_PRIOR_TIME_STEP)
+    config.train.update(video.pop("train", {}))
     config.data = {**video_data_config(system), **video}
     config.model.calibrate_scale = True
     config.model.prior.learn_noise_scale = True  # the noise then fits the encoder's precision
