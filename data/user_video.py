@@ -216,7 +216,12 @@ def config_name(options: IngestOptions) -> str:
   parts += [f"test{percent}"] if percent != DEFAULT_TEST_PERCENT else []
   parts += [f"bg{options.background}"] if options.background != "median" else []
   parts += [f"fps{1.0 / options.dt:g}"] if options.dt else []
-  return "_".join(parts)
+  name = "_".join(parts)
+  if options.dt and options_from_name(name).dt != options.dt:
+    raise ValueError(f"data.dt={options.dt} s is not 1 / (a frame rate of at most 6 significant "
+                     "digits), which a real_videos config name needs; set --config.data.dt to "
+                     "1 / fps with a rounder fps, or use :video on the folder itself")
+  return name
 
 
 # ------------------------------------------------------------------------------------- decoding
@@ -267,10 +272,12 @@ def remove_background(frames: np.ndarray) -> np.ndarray:
   return np.round(np.clip(moving / peak, 0, 1) * 255).astype(np.uint8)
 
 
-def _ingest_one(path, options: IngestOptions
+def _ingest_one(path, options: IngestOptions, log: Callable[[str], None] | None = None
                 ) -> tuple[np.ndarray, float | None, dict[str, np.ndarray]]:
   """One video -> (processed frames uint8 [F, S, S, C], fps or None, {state: truth [F]} of the
-  truth files it has)."""
+  truth files it has). A bad truth file of the system's state skips the video (ValueError);
+  without a system (every state read, a real_videos build) it only drops that state (logged), so
+  that a stray file of another state does not change which videos are used."""
   with warnings.catch_warnings():  # ffmpeg is a subprocess (fork + exec): safe beside JAX
     warnings.filterwarnings("ignore", message=".*os.fork.*")
     frames = video.read_video(path, channels=3)
@@ -284,12 +291,18 @@ def _ingest_one(path, options: IngestOptions
     if not file.exists():
       continue
     try:
-      truths[state] = np.load(file).astype(np.float32)
+      truth = np.load(file).astype(np.float32)
+      if truth.shape != (len(frames),):
+        raise ValueError(f"its truth file {file.name} has shape {truth.shape}, expected one "
+                         f"value per frame: ({len(frames)},)")
     except (OSError, ValueError) as error:
-      raise ValueError(f"cannot read its truth file {file.name}: {error}") from error
-    if truths[state].shape != (len(frames),):
-      raise ValueError(f"its truth file {file.name} has shape {truths[state].shape}, expected "
-                       f"one value per frame: ({len(frames)},)")
+      reason = str(error) if "truth file" in str(error) else \
+          f"cannot read its truth file {file.name}: {error}"
+      if options.system:
+        raise ValueError(reason) from error
+      log and log(f"Ignoring the {state} truth of {pathlib.Path(path).name}: {reason}")
+      continue
+    truths[state] = truth
   frames = video.preprocess(frames, image_size=options.image_size, channels=options.channels,
                             crop_box=tuple(options.crop_box) or None)
   if options.background == "median":
@@ -417,7 +430,7 @@ def load_folder(folder, options: IngestOptions, *, cache_dir=None, cache: bool =
   for entry in entries:
     name = os.path.relpath(entry, folder)
     try:
-      decoded.append((name, *_ingest_one(entry, options)))
+      decoded.append((name, *_ingest_one(entry, options, log)))
     except ValueError as error:
       reason = " ".join(str(error).split())
       skipped.append((name, reason))

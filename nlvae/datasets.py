@@ -173,6 +173,8 @@ def _check_video_system(name: str, family: str, system) -> None:
                      "variant (the video model settings and data.system), e.g. "
                      "--config=experiments/pendulum.py:video,tfds "
                      f"--config.data.dataset={name}")
+  if family == "real_videos" and system not in physics.SYSTEMS:
+    raise ValueError(f"data.system={system!r} is not one of {', '.join(physics.SYSTEMS)}")
   if family != "real_videos" and system:
     raise ValueError(f"data.dataset={name!r}: the :video,tfds variant reads a built real_videos "
                      "dataset (--config.data.dataset=real_videos/CONFIG); for this dataset use "

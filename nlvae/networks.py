@@ -209,6 +209,7 @@ class SubPixelConvTranspose(nn.Module):
       y = y.reshape(batch, rows, cols, s, s, self.features).transpose(0, 1, 3, 2, 4, 5)
       y = y.reshape(batch, s * rows, s * cols, self.features)
       y = y[:, plan.crop:plan.crop + s * height, plan.crop:plan.crop + s * width]
+    y = y.astype(jnp.float32)  # float32 out, as every layer (see _mixed)
     if self.use_bias:
       y = y + self.param('bias', self.bias_init, (self.features,))  # float32: see _mixed
     return y
@@ -277,7 +278,7 @@ class ConvTrunk(nn.Module):
   kernel_size: int = 4
   hidden: int | None = 256
   downsample: str = 'space_to_depth'
-  dtype: Any = jnp.float32  # compute dtype (features come out in it); parameters are float32
+  dtype: Any = jnp.float32  # compute dtype of the convs; features come out float32, as params
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:

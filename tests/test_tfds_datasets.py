@@ -163,6 +163,9 @@ def test_real_videos_and_the_video_tfds_variant_go_together_in_one_line(tmp_path
   with pytest.raises(FileNotFoundError, match="--dataset=real_videos --config=32_t20_grey "
                      ".* --manual_dir="):
     datasets.load(config.data)
+  config.data.update(system="pendlum")
+  with pytest.raises(ValueError, match=r"data.system='pendlum' is not one of .*pendulum"):
+    datasets.load(config.data)
 
 
 def render_videos(folder, num_videos, num_frames):

@@ -126,6 +126,7 @@ def test_without_a_system_every_state_is_read_and_a_crop_that_does_not_fit_skips
   monkeypatch.setenv("NLVAE_CACHE", str(tmp_path / "cache"))
   truths = write_folder(tmp_path / "v", [24, 24, 24])
   np.save(tmp_path / "v" / "v0.position.npy", np.ones(24, np.float32))  # one video only
+  np.save(tmp_path / "v" / "v1.height.npy", np.ones(5, np.float32))  # malformed, another state
   video.write_video(tmp_path / "v" / "small.gif", disc_video(24, size=20)[0], fps=20.0)
   lines = []
   data = user_video.load_folder(tmp_path / "v", options(system="", crop_box=(2, 2, 40, 40)),
@@ -133,6 +134,9 @@ def test_without_a_system_every_state_is_read_and_a_crop_that_does_not_fit_skips
   assert [name for name, _ in data.skipped] == ["small.gif"] and "crop box" in data.skipped[0][1]
   assert data.truth is None and sorted(data.train.states) == ["angle"]
   assert any("v1.mp4, v2.mp4 has no <stem>.position.npy" in line for line in lines)
+  # The malformed file of a state no system asked for drops that state, not the video.
+  assert any(line.startswith("Ignoring the height truth of v1.mp4") and "has shape (5,)" in line
+             for line in lines)
   assert "latent" not in data.arrays("train")
   for split in (data.train, data.test):
     for i in range(len(split.frames)):
@@ -169,6 +173,10 @@ def test_bad_folders_and_truth_files_give_one_line(tmp_path):
   data = user_video.load_folder(tmp_path / "frames", options(dt=0.1), cache_dir=tmp_path / "c",
                                 log=None)
   assert data.dt == 0.1 and data.truth is None
+  # A real_videos config name must carry dt exactly (dt = 1 / fps).
+  assert user_video.config_name(options(dt=0.05)).endswith("_fps20")
+  with pytest.raises(ValueError, match="not 1 / \\(a frame rate"):
+    user_video.config_name(options(dt=0.033))
 
 
 def test_plane_map_is_the_identity_head_on_and_foreshortens_at_an_angle():

@@ -72,10 +72,12 @@ def build(model_config, data_info, compute_dtype: str = "float32"):
 def with_compute_dtype(model, compute_dtype: str):
   """The one place a model's networks get their compute dtype: every Flax module attribute of
   `model` with a `dtype` field (the nlvae.networks modules: model.encoder, model.decoder,
-  model.network) is replaced by its clone computing in `compute_dtype` ("float32" | "bfloat16",
-  nlvae.networks.COMPUTE_DTYPES). Parameters stay float32 and the networks' outputs are float32
-  (nlvae.networks), so the losses, priors and KLs stay float32. "float32" leaves the model as it
-  is; another dtype for a model without such networks is a ValueError (one line)."""
+  model.network) is replaced, in a shallow copy of `model`, by its clone computing in
+  `compute_dtype` ("float32" | "bfloat16", nlvae.networks.COMPUTE_DTYPES). Parameters stay
+  float32 and the networks' outputs are float32 (nlvae.networks), so the losses, priors and KLs
+  stay float32. "float32" leaves the model as it is; another dtype for a model without such
+  networks is a ValueError (one line)."""
+  import copy
   import dataclasses
 
   import flax.linen as nn
@@ -91,6 +93,7 @@ def with_compute_dtype(model, compute_dtype: str):
   if not found:
     raise ValueError(f"model {type(model).__name__} has no nlvae.networks modules to compute in "
                      f"{compute_dtype}; use train.compute_dtype=float32")
+  model = copy.copy(model)  # the caller's model keeps its float32 networks
   for name in found:
     setattr(model, name, getattr(model, name).clone(dtype=dtype))
   return model
