@@ -2,7 +2,7 @@
 import pytest
 
 from experiments import (circles_betavae, circles_dynamic, circles_supervised, falling,
-                         pendulum, slowvae_sprites)
+                         pendulum, slowvae_sprites, spring)
 from experiments.configs.variants import Variants, parse_variants
 
 SCALES = ("quick", "full", "tiny")
@@ -49,6 +49,10 @@ def test_every_config_family_uses_the_parser():
   assert pendulum.get_config("learn,full").train.num_steps == 50_000
   assert pendulum.get_config("full,learn").to_dict() == pendulum.get_config("learn,full").to_dict()
   assert pendulum.get_config("mixture").model.estimator == "mixture"
+  # The spring's video variant defaults to the sequential estimator; a named estimator wins.
+  assert spring.get_config("").model.estimator == "mixture"
+  assert spring.get_config("video").model.estimator == "sequential"
+  assert spring.get_config("video,mixture").model.estimator == "mixture"
   with pytest.raises(ValueError, match="at most one of"):
     pendulum.get_config("realistic,tfds")
   # video,tfds: the built real_videos dataset of :video's ingestion options, with its system.

@@ -68,8 +68,9 @@ def physics_config(arg: str, *, system: str, data_options: dict, prior: dict, in
     learnable: parameter name -> wrong starting value, used by the "learn" variant.
     estimator: the default KL estimator ("mixture" or "sequential"; variants override it).
     model, train: overrides of config.model and config.train defaults.
-    video: overrides of the video variant's config.data, config.model.prior_time_step and
-      (under the key "train") config.train.
+    video: overrides of the video variant's config.data, config.model.prior_time_step,
+      config.model.estimator (unless a sequential / mixture variant names one) and (under the key
+      "train") config.train.
   """
   parsed = parse_variants(arg, scales=SCALES, flags=FLAGS, exclusive=EXCLUSIVE)
   scale, variants = parsed.scale, parsed.flags
@@ -101,6 +102,8 @@ def physics_config(arg: str, *, system: str, data_options: dict, prior: dict, in
   if "video" in variants:
     video = dict(video or {})
     config.model.prior_time_step = video.pop("prior_time_step", VIDEO_PRIOR_TIME_STEP)
+    config.model.estimator = parsed.one_of(("sequential", "mixture"),
+                                           video.pop("estimator", estimator))
     config.train.update(video.pop("train", {}))
     config.data = {**video_data_config(system), **video}
     config.model.calibrate_scale = True
