@@ -134,6 +134,23 @@ def test_sequential_estimator_upper_bounds_marginal_mixture_estimator():
   assert np.all(np.asarray(mixture) > -0.02)
 
 
+def test_mixture_estimator_barely_charges_a_posterior_that_knows_nothing():
+  """The spring on camera video (docs/user_video.md): a posterior at the log-variance clip (+6)
+  costs the mixture estimator a constant, 0.5 (log s + 1/s - 1) nats a frame with s = a^2 + b^2,
+  because the history's variance widens the prior by as much; the sequential estimator charges
+  (1 + s) v / (2 sigma^2)."""
+  prior = priors.spring(omega=6.0, dt=0.1, noise_scale=0.02)
+  a, b = spring_matrix(prior)
+  s = a**2 + b**2
+  var = jnp.full((10, 1), np.exp(6.0))
+  mean = jnp.zeros((10, 1))
+  mixture = priors.sequence_kl(prior, mean, var, jax.random.PRNGKey(0), num_samples=20_000)
+  np.testing.assert_allclose(mixture[2:], 0.5 * (np.log(s) + 1 / s - 1), rtol=0.05)
+  sequential = priors.sequence_kl(prior, mean, var, jax.random.PRNGKey(0), estimator="sequential",
+                                  num_samples=2000)
+  np.testing.assert_allclose(sequential[2:], (1 + s) * np.exp(6.0) / (2 * 0.02**2), rtol=0.1)
+
+
 def test_laplace_sequential_kl_matches_monte_carlo():
   prior = priors.laplace_transition(latent_dim=2, rate=3.0)
   mean = jnp.array([[0.0, 0.5], [0.3, 0.2]])
