@@ -380,7 +380,7 @@ def read_video_dataset(name: str, system: str, data_dir=None) -> user_video.Vide
 
   def clips(split):
     source = load(name, split, data_dir)
-    stored = pipeline.stack_examples([source[i] for i in range(len(source))])
+    stored = pipeline.read_all(source)
     return user_video.VideoClips(
         frames=stored["frames"], states={} if truth is None else {truth: stored["states"][truth]},
         source=stored["source"], start=stored["start"])

@@ -35,6 +35,11 @@ def stack_examples(examples: list) -> Any:
   return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *examples)
 
 
+def read_all(source) -> Any:
+  """Every example of a random-access source (len, [i]), stacked: dict of arrays [len, ...]."""
+  return stack_examples([source[i] for i in range(len(source))])
+
+
 def epoch_permutation(seed: int, epoch: int, num_examples: int) -> np.ndarray:
   """The order of epoch `epoch`: a permutation of range(num_examples), int64."""
   return np.random.default_rng([seed, epoch]).permutation(num_examples)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from data import circles, physics, sprites, user_video
-from data.pipeline import TEST_SEED_OFFSET, stack_examples
+from data.pipeline import TEST_SEED_OFFSET, read_all
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,7 +206,7 @@ def load_tfds(data_config):
     return video_arrays(builders.read_video_dataset(name, system, data_dir), system)
   train = builders.load(name, "train", data_dir)
   test_source = builders.load(name, "test", data_dir)
-  test = stack_examples([test_source[i] for i in range(len(test_source))])
+  test = read_all(test_source)
   stored = test.get("frames", test.get("images"))
   if stored is not None and stored.dtype != np.uint8:
     raise ValueError(f"data.dataset={name!r} stores {stored.dtype} frames (built before frames "

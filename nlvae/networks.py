@@ -54,6 +54,7 @@ import numpy as np
 _DIMENSION_NUMBERS = ('NHWC', 'HWIO', 'NHWC')
 # config.train.compute_dtype -> the modules' ``dtype`` (see the module doc).
 COMPUTE_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+DEFAULT_COMPUTE_DTYPE = 'float32'
 UPSAMPLE_METHODS = ('subpixel', 'conv_transpose')
 DOWNSAMPLE_METHODS = ('space_to_depth', 'strided')
 
@@ -69,7 +70,7 @@ def compute_dtype(name: str) -> Any:
   """A ``COMPUTE_DTYPES`` name ('float32', 'bfloat16') -> the jnp dtype; ValueError (one line)
   for any other."""
   if name not in COMPUTE_DTYPES:
-    raise ValueError(f'compute dtype must be one of {", ".join(COMPUTE_DTYPES)}, got {name!r}')
+    raise ValueError(f'compute_dtype must be one of {", ".join(COMPUTE_DTYPES)}, got {name!r}')
   return COMPUTE_DTYPES[name]
 
 

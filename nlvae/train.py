@@ -81,7 +81,7 @@ POSITIVE_INTEGER_KEYS = ("num_steps", "batch_size", "log_every", "eval_every", "
 RESTART_HINT = "use another --workdir, or --config.train.restart=true to start over in it"
 # Keys added to config.train after runs were recorded: a config.json without one trained with its
 # default (so an older workdir still resumes).
-ADDED_DEFAULTS = {"train.compute_dtype": "float32"}
+ADDED_DEFAULTS = {"train.compute_dtype": networks.DEFAULT_COMPUTE_DTYPE}
 
 
 class TrainingDiverged(FloatingPointError):
@@ -128,16 +128,20 @@ def make_optimizer(train_config) -> optax.GradientTransformation:
   return optax.chain(*chain)
 
 
+def _compute_dtype(train_config) -> str:
+  return train_config.get("compute_dtype", networks.DEFAULT_COMPUTE_DTYPE)
+
+
 def validate_config(config) -> None:
   """Raises UsageError (one line naming the key and a valid value) for a config.train that cannot
   train: zero or negative steps, intervals, batch sizes and learning rates, keep_checkpoints < 1
   (the final checkpoint is always kept), unknown optimizers, schedules and compute dtypes."""
   train = config.train
-  compute_dtype = train.get("compute_dtype", "float32")
-  if compute_dtype not in networks.COMPUTE_DTYPES:
-    raise UsageError(f"train.compute_dtype must be one of {', '.join(networks.COMPUTE_DTYPES)}, "
-                     f"got {compute_dtype!r}; set --config.train.compute_dtype=float32 (or "
-                     "bfloat16, for accelerators)")
+  try:
+    networks.compute_dtype(_compute_dtype(train))
+  except ValueError as error:
+    raise UsageError(f"train.{error}; set --config.train.compute_dtype=float32 (or bfloat16, for "
+                     "accelerators)") from None
   for key in POSITIVE_INTEGER_KEYS:
     value = train.get(key, 1)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -578,7 +582,7 @@ def _set_up(config, workdir: pathlib.Path, mode: str, lock: WorkdirLock) -> _Run
     lock.acquire()
 
   train_data, test_data, info = datasets.load(config.data)
-  model = models.build(config.model, info, config.train.get("compute_dtype", "float32"))
+  model = models.build(config.model, info, _compute_dtype(config.train))
   num_devices = jax.device_count()
   batch_size = config.train.batch_size
   if batch_size % num_devices:

@@ -58,7 +58,7 @@ MODELS = {
 }
 
 
-def build(model_config, data_info, compute_dtype: str = "float32"):
+def build(model_config, data_info, compute_dtype: str | None = None):
   """Instantiates the model named by model_config.name, its networks computing in compute_dtype
   (config.train.compute_dtype; see with_compute_dtype)."""
   name = model_config.name
@@ -69,13 +69,13 @@ def build(model_config, data_info, compute_dtype: str = "float32"):
   return with_compute_dtype(model, compute_dtype)
 
 
-def with_compute_dtype(model, compute_dtype: str):
+def with_compute_dtype(model, compute_dtype: str | None):
   """The one place a model's networks get their compute dtype: every Flax module attribute of
   `model` with a `dtype` field (the nlvae.networks modules: model.encoder, model.decoder,
   model.network) is replaced, in a shallow copy of `model`, by its clone computing in
-  `compute_dtype` ("float32" | "bfloat16", nlvae.networks.COMPUTE_DTYPES). Parameters stay
-  float32 and the networks' outputs are float32 (nlvae.networks), so the losses, priors and KLs
-  stay float32. "float32" leaves the model as it is; another dtype for a model without such
+  `compute_dtype` ("float32" | "bfloat16", nlvae.networks.COMPUTE_DTYPES; None: the default,
+  float32). Parameters stay float32 and the networks' outputs are float32 (nlvae.networks), so
+  the losses, priors and KLs stay float32. "float32" leaves the model as it is; another dtype for a model without such
   networks is a ValueError (one line)."""
   import copy
   import dataclasses
@@ -85,7 +85,7 @@ def with_compute_dtype(model, compute_dtype: str):
 
   from nlvae import networks
 
-  dtype = networks.compute_dtype(compute_dtype)
+  dtype = networks.compute_dtype(compute_dtype or networks.DEFAULT_COMPUTE_DTYPE)
   if dtype == jnp.float32:  # the networks' default: nothing to change
     return model
   found = [name for name, value in vars(model).items() if isinstance(value, nn.Module)
