@@ -211,7 +211,8 @@ def config_name(options: IngestOptions) -> str:
                      "which a real_videos config name needs")
   colour = "grey" if options.channels == 1 else "rgb"
   parts = [f"{options.image_size}_t{options.num_frames}_{colour}"]
-  parts += [f"stride{options.stride}"] if options.stride else []
+  default_stride = max(1, int(options.num_frames) // 4)  # an explicit T // 4 names no stride
+  parts += [f"stride{options.clip_stride}"] if options.clip_stride != default_stride else []
   parts += ["crop" + "x".join(str(int(v)) for v in options.crop_box)] if options.crop_box else []
   parts += [f"test{percent}"] if percent != DEFAULT_TEST_PERCENT else []
   parts += [f"bg{options.background}"] if options.background != "median" else []

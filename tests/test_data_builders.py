@@ -145,6 +145,8 @@ def test_real_videos_config_names():
                "8_t4_grey_stride2_test50_fps10", "16_t6_rgb_bgnone_fps29.97"):
     assert user_video.config_name(user_video.options_from_name(name)) in (
         name, name.replace("_test20", ""))  # names parse as before; the default part is dropped
+  # An explicit stride of T // 4 is the default stride: one ingestion, one name.
+  assert user_video.config_name(user_video.options_from_name("32_t20_grey_stride5")) == "32_t20_grey"
   with pytest.raises(ValueError, match="Bad real_videos config"):
     builders.real_videos_config("32_t20_gray")
 
