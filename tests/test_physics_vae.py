@@ -129,3 +129,19 @@ def test_physical_scale_recovers_the_scale_and_sign_the_physics_pins():
       assert abs(scale - factor) < 0.04
   assert physics_eval.calibration_stride(0.05, 20, 2) == 6
   assert physics_eval.calibration_stride(1 / 30, 12, 2) == 4  # one transition per chain
+
+
+def test_posterior_var_ratio_tells_a_used_latent_from_a_collapsed_one():
+  """The spring video collapse (docs/user_video.md) had posterior variance 403 around means that
+  spread 0.04; a working encoder has variances far below the spread of its means."""
+  from nlvae.models import physics_eval
+  rng = np.random.default_rng(0)
+  means = rng.normal(0.0, 0.5, (16, 20, 1))
+  ratio = physics_eval.posterior_var_ratio(means, np.full_like(means, np.log(1e-4)))
+  np.testing.assert_allclose(ratio, 1e-4 / means.var(), rtol=1e-6)
+  collapsed = physics_eval.posterior_var_ratio(0.04 * means / 0.5, np.full_like(means, 6.0))
+  assert collapsed > 1e5
+  # The worst latent counts: a second, collapsed, dimension makes the whole ratio large.
+  two = np.concatenate([means, 0.0 * means], axis=-1)
+  log_vars = np.concatenate([np.full_like(means, -9.0), np.full_like(means, 0.0)], axis=-1)
+  assert physics_eval.posterior_var_ratio(two, log_vars) > 1e30

@@ -260,6 +260,7 @@ def test_user_video_command_from_mp4_to_eval_json_with_truth(tmp_path):
     assert np.isfinite(results[key])
   assert results["data/dt"] == pytest.approx(0.05) and results["data/num_skipped"] == 1
   assert results["latent/physical_scale"] != 0  # the scale fitted to the prior's physics
+  assert results["latent/posterior_var_ratio"] > 0  # the collapse diagnostic, truth or not
   assert results["data/num_videos"] == 4
   for name in ("larger_amplitude", "air_drag", "longer_rod"):
     assert (workdir / "videos" / f"{name}.gif").stat().st_size > 0

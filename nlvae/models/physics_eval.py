@@ -13,6 +13,11 @@ eval.json keys (all floats unless noted):
                             scale and sign: pendulum, falling)
   latent/angle_error_rad    pendulum only: RMSE of +-latent against the true angle (no fit: the
                             prior fixes scale and zero), the better sign
+  latent/posterior_var_ratio  mean posterior variance over the variance of the posterior means,
+                            held-out frames, the worst physical latent (posterior_var_ratio):
+                            far below 1 when the latent tells frames apart; 1 or more when it
+                            carries nothing about them (a collapsed posterior: the run prints a
+                            warning line, truth or not)
   latent/physical_scale     with model.calibrate_scale: physical units per latent unit that the
                             physics pins (physical_scale; falling: free_fall_map's slope)
   latent/physical_map       (a list) falling: [centre, c_1, c_2, c_3] of the height's map
@@ -74,6 +79,22 @@ def _encode_all(model, params, frames: np.ndarray, batch: int = 64):
   """uint8 frames [N, T, H, W, C] -> posterior means and log-variances [N, T, D]."""
   encode = jax.jit(lambda p, f: model.encode(p, video.to_float(f)))
   return evaluation.chunked_apply(lambda f: encode(params, f), frames, batch)
+
+
+def posterior_var_ratio(means: np.ndarray, log_vars: np.ndarray) -> float:
+  """Posterior means and log-variances [N, T, D] -> max over d of mean(var_d) / var(mean_d).
+
+  An encoder that tells frames apart has posterior variances far below the spread of its means
+  (about 1e-4 on our renders); a collapsed one (the decoder ignores z) has them at or above it."""
+  spread = np.var(means.reshape(-1, means.shape[-1]), axis=0)
+  variance = np.mean(np.exp(log_vars.reshape(-1, log_vars.shape[-1])), axis=0)
+  return float(np.max(variance / np.maximum(spread, np.finfo(np.float32).tiny)))
+
+
+COLLAPSE_WARNING = ("warning: the physical latent carries nothing about the frames (posterior "
+                    "variance {ratio:.3g}x the spread of its means: a collapsed posterior); "
+                    "its scores, figures and counterfactuals are meaningless: retrain with "
+                    "another --config.seed (and, with the mixture estimator, try :sequential)")
 
 
 def pulsar_inferred_latents(prior: priors.ANMPrior, latent: np.ndarray):
@@ -509,8 +530,11 @@ def evaluate(model, params, data, workdir, rng, num_counterfactual_clips: int = 
   info, test = data["info"], data["test"]
   system, clips = info.system, info.test_clips
   truth = test.get("latent")
-  means, _ = _encode_all(model, params, test["frames"])
+  means, log_vars = _encode_all(model, params, test["frames"])
   physical = means[..., :model.num_physical]
+  var_ratio = posterior_var_ratio(physical, log_vars[..., :model.num_physical])
+  if var_ratio >= 1:
+    print(COLLAPSE_WARNING.format(ratio=var_ratio), flush=True)
   prior = model.current_prior(params)
   results, brightness_map, (slope, intercept) = {}, None, (1.0, 0.0)
   latent_map = LatentMap()  # physical units from latent units
@@ -546,6 +570,7 @@ def evaluate(model, params, data, workdir, rng, num_counterfactual_clips: int = 
     results["latent/brightness_abs_pearson_r"] = abs(float(np.corrcoef(
         physical[..., 2].ravel(), clips.states["brightness"].ravel())[0, 1]))
 
+  results["latent/posterior_var_ratio"] = var_ratio
   if calibrate:
     results["latent/physical_scale"] = latent_map.scale
     results["latent/physical_map"] = [latent_map.centre, *latent_map.coefficients]
