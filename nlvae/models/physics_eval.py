@@ -14,10 +14,11 @@ eval.json keys (all floats unless noted):
   latent/angle_error_rad    pendulum only: RMSE of +-latent against the true angle (no fit: the
                             prior fixes scale and zero), the better sign
   latent/posterior_var_ratio  mean posterior variance over the variance of the posterior means,
-                            held-out frames, the worst physical latent (posterior_var_ratio):
-                            far below 1 when the latent tells frames apart; 1 or more when it
-                            carries nothing about them (a collapsed posterior: the run prints a
-                            warning line, truth or not)
+                            held-out frames, the most informative physical latent
+                            (posterior_var_ratio): far below 1 when it tells frames apart; 1 or
+                            more when no physical latent carries anything about them (a collapsed
+                            posterior: the run prints a warning line, truth or not; the pulsar's
+                            u alone may collapse, its phase comes through the brightness)
   latent/physical_scale     with model.calibrate_scale: physical units per latent unit that the
                             physics pins (physical_scale; falling: free_fall_map's slope)
   latent/physical_map       (a list) falling: [centre, c_1, c_2, c_3] of the height's map
@@ -82,13 +83,13 @@ def _encode_all(model, params, frames: np.ndarray, batch: int = 64):
 
 
 def posterior_var_ratio(means: np.ndarray, log_vars: np.ndarray) -> float:
-  """Posterior means and log-variances [N, T, D] -> max over d of mean(var_d) / var(mean_d).
+  """Posterior means and log-variances [N, T, D] -> min over d of mean(var_d) / var(mean_d).
 
   An encoder that tells frames apart has posterior variances far below the spread of its means
   (about 1e-4 on our renders); a collapsed one (the decoder ignores z) has them at or above it."""
   spread = np.var(means.reshape(-1, means.shape[-1]), axis=0)
   variance = np.mean(np.exp(log_vars.reshape(-1, log_vars.shape[-1])), axis=0)
-  return float(np.max(variance / np.maximum(spread, np.finfo(np.float32).tiny)))
+  return float(np.min(variance / np.maximum(spread, np.finfo(np.float32).tiny)))
 
 
 COLLAPSE_WARNING = ("warning: the physical latent carries nothing about the frames (posterior "
