@@ -75,8 +75,8 @@ def with_compute_dtype(model, compute_dtype: str | None):
   model.network) is replaced, in a shallow copy of `model`, by its clone computing in
   `compute_dtype` ("float32" | "bfloat16", nlvae.networks.COMPUTE_DTYPES; None: the default,
   float32). Parameters stay float32 and the networks' outputs are float32 (nlvae.networks), so
-  the losses, priors and KLs stay float32. "float32" leaves the model as it is; another dtype for a model without such
-  networks is a ValueError (one line)."""
+  the losses, priors and KLs stay float32. "float32" leaves the model as it is; another dtype for
+  a model without such networks is a ValueError (one line)."""
   import copy
   import dataclasses
 
