@@ -15,7 +15,7 @@ Datasets, configs (default first) and features per example (S = image size, T = 
       images uint8 [32,32,1], factors f32 [4], indices int64 [4].
   circles_dynamic (configs 32_t10, 32_t20)
       frames uint8 [T,32,32,1], factors f32 [T,4].
-  real_videos (version 2.0.0; configs 32_t20_grey, 64_t20_grey, 64_t20_rgb, or any name that
+  real_videos (version 3.0.0; configs 32_t20_grey, 64_t20_grey, 64_t20_rgb, or any name that
       `real_videos_config` parses, e.g. 64_t30_rgb_stride2_crop0x80x480x480_test10_bgnone)
       frames uint8 [T,S,S,C], source int64 (the video's index in the metadata's videos),
       start int64 (its first frame), dt float64 (seconds per frame), states {angle, position,
@@ -317,11 +317,13 @@ class RealVideos(tfds.core.GeneratorBasedBuilder):
   """Clips cut from the user's own videos (mp4/avi/mov/mkv/gif files and frame folders),
   ingested by data.user_video.load_folder, as the :video config variant ingests them."""
 
-  VERSION = tfds.core.Version("2.0.0")
+  VERSION = tfds.core.Version("3.0.0")
   RELEASE_NOTES = {
       "1.0.0": "Initial release.",
       "2.0.0": "Ingested by data.user_video: frame rate (dt), whole videos held out, background "
                "removal, truth states; source is the video's index.",
+      "3.0.0": "Background removal subtracts a 20%/80% quantile scene, not the median (no ghost "
+               "of an object that lingers).",
   }
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
       "Put video files (.mp4 .avi .mov .mkv .gif) and/or folders of image frames, with optional "

@@ -53,6 +53,9 @@ def test_every_config_family_uses_the_parser():
   assert spring.get_config("").model.estimator == "mixture"
   assert spring.get_config("video").model.estimator == "sequential"
   assert spring.get_config("video,mixture").model.estimator == "mixture"
+  # The falling object's video variant stacks each frame with its neighbours; its clips do not.
+  assert falling.get_config("video").model.context_frames == 3
+  assert falling.get_config("").model.context_frames == 1
   with pytest.raises(ValueError, match="at most one of"):
     pendulum.get_config("realistic,tfds")
   # video,tfds: the built real_videos dataset of :video's ingestion options, with its system.

@@ -191,7 +191,7 @@ def test_real_videos_round_trip_through_user_video(tmp_path, video_folder):
 
 def test_real_videos_builds_are_keyed_by_their_files_and_clean_up(tmp_path, video_folder):
   name, data_dir = "8_t4_grey_stride2_test25_fps10", tmp_path / "tfds"
-  leftover = data_dir / "real_videos" / name / "incomplete.ABC_2.0.0"
+  leftover = data_dir / "real_videos" / name / "incomplete.ABC_3.0.0"
   leftover.mkdir(parents=True)
   builders.build("real_videos", name, data_dir=data_dir, manual_dir=video_folder)
   assert not leftover.exists()  # a killed build's temporary folder is removed
@@ -216,7 +216,7 @@ def test_a_real_videos_dataset_of_an_old_builder_version_names_the_rebuild(tmp_p
   old.mkdir(parents=True)
   (old / "dataset_info.json").write_text("{}")
   with pytest.raises(FileNotFoundError, match=(
-      r"built by builder version 1.0.0; this code reads version 2.0.0: rebuild it with python -m "
+      r"built by builder version 1.0.0; this code reads version 3.0.0: rebuild it with python -m "
       r"data.build --dataset=real_videos --config=32_t20_grey --data_dir=.* --manual_dir=")):
     builders.load("real_videos/32_t20_grey", "train", tmp_path)
 

@@ -42,6 +42,27 @@ def test_remove_background_keeps_the_moving_disc_and_drops_scene_and_flicker():
   assert moving.max() == 255
 
 
+@pytest.mark.parametrize("disc_value", [0.95, 0.02])  # brighter and darker than the scene
+def test_remove_background_leaves_no_ghost_of_an_object_that_lingers(disc_value):
+  # A disc held still for 14 of 20 frames (a ball before it is dropped), then moving away: the
+  # per-pixel median is the disc there, and subtracting it would leave a ghost in the last frames.
+  size, rng = 48, np.random.default_rng(3)
+  background = 0.3 + 0.2 * rng.random((size, size))
+  rows, cols = np.mgrid[:size, :size] + 0.5
+  centres = np.concatenate([np.full(14, 12.0), 12.0 + 5.0 * np.arange(1, 7)])
+  discs = np.clip(4.5 - np.hypot(rows - size / 2, cols[None] - centres[:, None, None]), 0, 1)
+  frames = background * (1 - discs) + disc_value * discs
+  frames = np.round(frames * 255).astype(np.uint8)[..., None]
+  moving = user_video.remove_background(frames).astype(np.float32)[..., 0]
+  held = np.hypot(rows - size / 2, cols - 12.0) < 4  # where the disc was held
+  for t in range(15, 20):  # the disc clear of where it was held
+    assert moving[t][held].mean() < 10, t  # of 255: no ghost there
+    column_mass = moving[t].sum(axis=0)
+    centre = (column_mass * (np.arange(size) + 0.5)).sum() / column_mass.sum()
+    assert abs(centre - centres[t]) < 1.0
+  assert moving[0][held].mean() > 100  # the held disc itself is kept
+
+
 def write_folder(folder, lengths, fps=20.0, truth=True):
   """Videos of the given lengths with angle truth files; returns the truths."""
   folder.mkdir(parents=True, exist_ok=True)

@@ -69,8 +69,8 @@ def physics_config(arg: str, *, system: str, data_options: dict, prior: dict, in
     estimator: the default KL estimator ("mixture" or "sequential"; variants override it).
     model, train: overrides of config.model and config.train defaults.
     video: overrides of the video variant's config.data, config.model.prior_time_step,
-      config.model.estimator (unless a sequential / mixture variant names one) and (under the key
-      "train") config.train.
+      config.model.estimator (unless a sequential / mixture variant names one), and (under the
+      keys "model" and "train") config.model and config.train.
   """
   parsed = parse_variants(arg, scales=SCALES, flags=FLAGS, exclusive=EXCLUSIVE)
   scale, variants = parsed.scale, parsed.flags
@@ -104,6 +104,7 @@ def physics_config(arg: str, *, system: str, data_options: dict, prior: dict, in
     config.model.prior_time_step = video.pop("prior_time_step", VIDEO_PRIOR_TIME_STEP)
     config.model.estimator = parsed.one_of(("sequential", "mixture"),
                                            video.pop("estimator", estimator))
+    config.model.update(video.pop("model", {}))
     config.train.update(video.pop("train", {}))
     config.data = {**video_data_config(system), **video}
     config.model.calibrate_scale = True
