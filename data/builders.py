@@ -322,8 +322,8 @@ class RealVideos(tfds.core.GeneratorBasedBuilder):
       "1.0.0": "Initial release.",
       "2.0.0": "Ingested by data.user_video: frame rate (dt), whole videos held out, background "
                "removal, truth states; source is the video's index.",
-      "3.0.0": "Background removal subtracts a 20%/80% quantile scene, not the median (no ghost "
-               "of an object that lingers).",
+      "3.0.0": "Background option quantile (a 20%/80% quantile scene: no ghost of an object "
+               "that lingers).",
   }
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
       "Put video files (.mp4 .avi .mov .mkv .gif) and/or folders of image frames, with optional "

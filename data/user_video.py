@@ -20,10 +20,10 @@ The real_videos TFDS builder (data/builders.py) ingests through `load_folder` to
 names encode the options (`config_name`, `options_from_name`): "32_t20_grey" is the :video
 variant's default ingestion.
 
-Background removal ("median"): each frame is divided by its gain against the video's median frame
-(lighting flicker, auto exposure), a static scene is subtracted (each pixel's 20% quantile over
-the video for a bright object, 80% for a dark one, so that an object that lingers in one place is
-not taken for the scene), and the absolute difference is scaled so that the moving object is
+Background removal ("median", or "quantile"): each frame is divided by its gain against the video's
+median frame (lighting flicker, auto exposure), a static scene is subtracted (the median frame; or,
+with "quantile", each pixel's 20% quantile over the video for a bright object, 80% for a dark one,
+so that an object that lingers in one place is not taken for the scene), and the absolute difference is scaled so that the moving object is
 bright on black, like nlvae's own renders. This is what made the
 models learn on videos with shaded, cluttered, static scenes (docs/user_video.md).
 
@@ -46,7 +46,7 @@ import numpy as np
 
 from data import physics, video
 
-BACKGROUNDS = ("median", "none")
+BACKGROUNDS = ("median", "quantile", "none")
 CACHE_VERSION = 3
 # The truth states there can be files of: every system's latent (data.physics.LATENTS).
 TRUTH_STATES = tuple(dict.fromkeys(physics.LATENTS.values()))
@@ -64,7 +64,9 @@ class IngestOptions:
     image_size: S, clips are S x S.
     channels: 1 (grey) or 3 (RGB).
     crop_box: (top, left, height, width) in input pixels, or () for the largest centred square.
-    background: "median" (remove each video's static background) or "none".
+    background: "median" (remove each video's static background), "quantile" (the same with a
+      20%/80% quantile scene: for an object that stays in one place over half the video) or
+      "none".
     dt: seconds between frames; 0 takes it from the videos' frame rate.
     test_fraction: share of the videos (several videos) or of the frames (one video) held out.
   """
@@ -167,14 +169,14 @@ class VideoDataset:
 
 
 # ---------------------------------------------------------------------------------- names
-# "{S}_t{T}_{grey|rgb}[_stride{K}][_crop{top}x{left}x{h}x{w}][_test{percent}][_bg{median|none}]
+# "{S}_t{T}_{grey|rgb}[_stride{K}][_crop{top}x{left}x{h}x{w}][_test{percent}][_bg{median|quantile|none}]
 # [_fps{N}]": the options of a real_videos TFDS build (data/builders.py) in its config name.
 _NAME = re.compile(
     r"(?P<size>\d+)_t(?P<frames>\d+)_(?P<colour>grey|rgb)(?:_stride(?P<stride>\d+))?"
     r"(?:_crop(?P<crop>\d+x\d+x\d+x\d+))?(?:_test(?P<test>\d+))?"
-    r"(?:_bg(?P<background>median|none))?(?:_fps(?P<fps>\d+(?:\.\d+)?))?")
+    r"(?:_bg(?P<background>median|quantile|none))?(?:_fps(?P<fps>\d+(?:\.\d+)?))?")
 NAME_FORMAT = ("{size}_t{frames}_{grey|rgb}[_stride{k}][_crop{top}x{left}x{height}x{width}]"
-               "[_test{percent}][_bg{median|none}][_fps{frames per second}]")
+               "[_test{percent}][_bg{median|quantile|none}][_fps{frames per second}]")
 DEFAULT_TEST_PERCENT = 20
 
 
@@ -261,14 +263,15 @@ def truth_path(path, state: str) -> pathlib.Path:
 BACKGROUND_QUANTILE = 0.2
 
 
-def remove_background(frames: np.ndarray) -> np.ndarray:
+def remove_background(frames: np.ndarray, quantile: float = 0.5) -> np.ndarray:
   """A video's moving parts, bright on black: uint8 [F, S, S, C] -> uint8 [F, S, S, C].
 
   Each frame is divided by its gain (median over bright pixels of frame / median frame). The
   moving object's polarity is the sign that dominates the frames' extremes against the median
   frame (brighter or darker than the scene). The static scene is then each pixel's
-  BACKGROUND_QUANTILE on the far side from that polarity (so an object present at a pixel in up to
-  80% of the frames is not taken for the scene); its absolute difference from each frame, less a
+  `quantile` on the far side from that polarity (0.5, "median": the median frame;
+  BACKGROUND_QUANTILE, "quantile": an object present at a pixel in up to 80% of the frames is not
+  taken for the scene); its absolute difference from each frame, less a
   noise floor (3x the median absolute difference), is scaled so that a typical frame's brightest
   moving pixel is 255.
   """
@@ -280,7 +283,7 @@ def remove_background(frames: np.ndarray) -> np.ndarray:
     x /= np.maximum(gain, 1e-3)[:, None, None, None]
     median = np.median(x, axis=0)
   brighter = np.sum((x.max(axis=0) - median) ** 2) >= np.sum((median - x.min(axis=0)) ** 2)
-  quantile = BACKGROUND_QUANTILE if brighter else 1.0 - BACKGROUND_QUANTILE
+  quantile = quantile if brighter else 1.0 - quantile
   background = np.quantile(x, quantile, axis=0)
   moving = np.abs(x - background)
   moving = np.maximum(moving - 3.0 * np.median(moving), 0.0)
@@ -323,8 +326,9 @@ def _ingest_one(path, options: IngestOptions, log: Callable[[str], None] | None 
     truths[state] = truth
   frames = video.preprocess(frames, image_size=options.image_size, channels=options.channels,
                             crop_box=tuple(options.crop_box) or None)
-  if options.background == "median":
-    frames = remove_background(frames)
+  if options.background != "none":
+    frames = remove_background(frames, 0.5 if options.background == "median"
+                               else BACKGROUND_QUANTILE)
   return frames, fps, truths
 
 
