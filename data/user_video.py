@@ -20,12 +20,13 @@ The real_videos TFDS builder (data/builders.py) ingests through `load_folder` to
 names encode the options (`config_name`, `options_from_name`): "32_t20_grey" is the :video
 variant's default ingestion.
 
-Background removal ("median", or "quantile"): each frame is divided by its gain against the video's
-median frame (lighting flicker, auto exposure), a static scene is subtracted (the median frame; or,
-with "quantile", each pixel's 20% quantile over the video for a bright object, 80% for a dark one,
-so that an object that lingers in one place is not taken for the scene), and the absolute difference is scaled so that the moving object is
-bright on black, like nlvae's own renders. This is what made the
-models learn on videos with shaded, cluttered, static scenes (docs/user_video.md).
+Background removal ("median", or "quantile"): each frame is divided by its gain against the
+video's median frame (lighting flicker, auto exposure), a static scene is subtracted (the median
+frame; or, with "quantile", each pixel's 20% quantile over the video for a bright object, 80% for
+a dark one, so that an object that lingers in one place is not taken for the scene), and the
+absolute difference is scaled so that the moving object is bright on black, like nlvae's own
+renders. This is what made the models learn on videos with shaded, cluttered, static scenes
+(docs/user_video.md).
 
 Results are cached in `cache_dir`, keyed by the files (names, sizes, modification times) and every
 processing option, so a changed file or option rebuilds and an unchanged one loads in milliseconds.
@@ -169,8 +170,8 @@ class VideoDataset:
 
 
 # ---------------------------------------------------------------------------------- names
-# "{S}_t{T}_{grey|rgb}[_stride{K}][_crop{top}x{left}x{h}x{w}][_test{percent}][_bg{median|quantile|none}]
-# [_fps{N}]": the options of a real_videos TFDS build (data/builders.py) in its config name.
+# "{S}_t{T}_{grey|rgb}[_stride{K}][_crop{top}x{left}x{h}x{w}][_test{percent}]
+# [_bg{median|quantile|none}][_fps{N}]": the options of a real_videos TFDS build (data/builders.py) in its config name.
 _NAME = re.compile(
     r"(?P<size>\d+)_t(?P<frames>\d+)_(?P<colour>grey|rgb)(?:_stride(?P<stride>\d+))?"
     r"(?:_crop(?P<crop>\d+x\d+x\d+x\d+))?(?:_test(?P<test>\d+))?"
@@ -268,12 +269,11 @@ def remove_background(frames: np.ndarray, quantile: float = 0.5) -> np.ndarray:
 
   Each frame is divided by its gain (median over bright pixels of frame / median frame). The
   moving object's polarity is the sign that dominates the frames' extremes against the median
-  frame (brighter or darker than the scene). The static scene is then each pixel's
-  `quantile` on the far side from that polarity (0.5, "median": the median frame;
-  BACKGROUND_QUANTILE, "quantile": an object present at a pixel in up to 80% of the frames is not
-  taken for the scene); its absolute difference from each frame, less a
-  noise floor (3x the median absolute difference), is scaled so that a typical frame's brightest
-  moving pixel is 255.
+  frame (brighter or darker than the scene). The static scene is then each pixel's `quantile` on
+  the far side from that polarity (0.5, "median": the median frame; BACKGROUND_QUANTILE,
+  "quantile": an object present at a pixel in up to 80% of the frames is not taken for the
+  scene). Its absolute difference from each frame, less a noise floor (3x the median absolute
+  difference), is scaled so that a typical frame's brightest moving pixel is 255.
   """
   x = frames.astype(np.float32) / 255.0
   median = np.median(x, axis=0)

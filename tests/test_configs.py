@@ -64,7 +64,8 @@ def test_every_config_family_uses_the_parser():
   assert pendulum.get_config("video,tfds").data.to_dict() == dict(
       name="tfds", dataset="real_videos/32_t20_grey", data_dir="", system="pendulum")
   assert pendulum.get_config("full,video,tfds").data.dataset == "real_videos/64_t20_grey"
-  assert falling.get_config("video,tfds").data.dataset == "real_videos/32_t20_grey_stride1_bgquantile"
+  assert (falling.get_config("video,tfds").data.dataset
+          == "real_videos/32_t20_grey_stride1_bgquantile")
   assert pendulum.get_config("tfds").data.dataset == "physics_pendulum/32_t20"
   # circles: one scale, at most one of the config's own variants, and tfds with any of them.
   assert circles_dynamic.get_config("inertia,tiny").model.dynamics == "inertia"

@@ -20,7 +20,8 @@ most one scale, and at most one of sequential / mixture, of video / realistic, o
                    videos and truth of the same ingestion (data/user_video.py). The default
                    dataset is the one whose config name encodes :video's ingestion options
                    (real_videos/32_t20_grey; with full 64_..., tiny 32_t8_grey, the falling
-                   object _stride1_bgquantile); --config.data.dataset=real_videos/CONFIG picks another.
+                   object _stride1_bgquantile); --config.data.dataset=real_videos/CONFIG picks
+                   another.
                    :tfds alone refuses a real_videos dataset, and :video,tfds any other, in one
                    line naming the right variant.
 Each experiment sets its own default estimator and encoder (see the README's results section for
