@@ -125,3 +125,41 @@ def test_falling_evaluation_without_resimulation_uses_the_free_fall_map(tmp_path
   for name in config.model.interventions:
     assert (tmp_path / "videos" / f"{name}.gif").stat().st_size > 0
     assert np.isfinite(results[f"intervention/{name}/latent_rms_change"])
+
+
+def test_a_collapsed_posterior_prints_one_warning_line_and_is_reported(tmp_path, monkeypatch,
+                                                                       capsys):
+  """Fault injected: every posterior log-variance at the encoder's upper clip (+6, the collapse of
+  the spring's mixture estimator in docs/user_video.md). The evaluation still finishes, prints the
+  warning once, on one line, and reports the ratio; the same model with a sharp posterior does
+  not warn."""
+  import dataclasses
+  import jax
+  from experiments import spring
+  from nlvae import datasets, models
+  config = spring.get_config("tiny")
+  train, test, info = datasets.load(config.data)
+  info = dataclasses.replace(info, test_clips=None)
+  model = models.build(config.model, info)
+  params = model.init(jax.random.PRNGKey(0), {k: v[:2] for k, v in train.items()})
+  data = dict(train=train, test=test, info=info)
+  for name in ("a", "b"):
+    (tmp_path / name).mkdir()
+  encode_all = physics_eval._encode_all
+
+  def with_log_vars(value):
+    def encode(*args, **kwargs):
+      means, log_vars = encode_all(*args, **kwargs)
+      return means, np.full_like(log_vars, value)
+    return encode
+
+  monkeypatch.setattr(physics_eval, "_encode_all", with_log_vars(6.0))
+  collapsed = physics_eval.evaluate(model, params, data, tmp_path / "a", jax.random.PRNGKey(1))
+  warnings = [line for line in capsys.readouterr().out.splitlines() if "warning" in line]
+  assert warnings == [physics_eval.COLLAPSE_WARNING.format(
+      ratio=collapsed["latent/posterior_var_ratio"])]
+  assert collapsed["latent/posterior_var_ratio"] >= 1
+  monkeypatch.setattr(physics_eval, "_encode_all", with_log_vars(-30.0))
+  sharp = physics_eval.evaluate(model, params, data, tmp_path / "b", jax.random.PRNGKey(1))
+  assert "warning" not in capsys.readouterr().out
+  assert sharp["latent/posterior_var_ratio"] < 1e-3
