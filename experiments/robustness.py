@@ -5,7 +5,7 @@ r"""Robustness of the physics experiments to what cameras do, through the user-v
 
 For each system and nuisance setting it renders a folder of videos as a camera would
 (data.make_videos: mp4 files with truth files; `all` = data.physics.REALISTIC_OPTIONS, `none` =
-clean renders, any other name = that one option of REALISTIC_OPTIONS alone), trains
+clean renders, any other name = that one option of REALISTIC_OPTIONS alone; a+b = both), trains
 `experiments/<system>.py:video` on it once per seed (a separate process, as a user runs it), and
 writes `results_<systems>.md` and `.json` in --out: |r|, R^2, slope, the pendulum's angle error,
 every intervention's latent change and the wall time of each run. --render_seed picks the
@@ -24,7 +24,8 @@ from absl import app, flags
 from data import make_videos, physics
 
 _SYSTEMS = flags.DEFINE_list("systems", ["pendulum", "spring", "falling"], "Physics systems.")
-_NUISANCES = flags.DEFINE_list("nuisances", ["all"], "all, none, or names of REALISTIC_OPTIONS.")
+_NUISANCES = flags.DEFINE_list("nuisances", ["all"], "all, none, or names of REALISTIC_OPTIONS "
+                                "(a+b: both at once).")
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Training seeds.")
 _OUT = flags.DEFINE_string("out", "runs/robustness", "Output folder.")
 _RENDER_SEED = flags.DEFINE_integer("render_seed", 100, "Seed of the rendered videos.")
@@ -46,14 +47,18 @@ KEYS = ("latent/abs_pearson_r", "latent/r2", "latent/slope", "latent/angle_error
 
 
 def nuisance_options(name: str) -> dict:
+  """'all', 'none', one option of REALISTIC_OPTIONS, or several joined by '+' (e.g.
+  'background+shadow': a drop shadow darkens the background, so on the default black one it is
+  invisible) -> render options."""
   if name == "all":
     return dict(physics.REALISTIC_OPTIONS)
   if name == "none":
     return {}
-  if name not in physics.REALISTIC_OPTIONS:
-    raise ValueError(f"unknown nuisance {name!r}; valid: all, none, "
-                     f"{', '.join(physics.REALISTIC_OPTIONS)}")
-  return {name: physics.REALISTIC_OPTIONS[name]}
+  unknown = [part for part in name.split("+") if part not in physics.REALISTIC_OPTIONS]
+  if unknown:
+    raise ValueError(f"unknown nuisance {unknown[0]!r}; valid: all, none, "
+                     f"{', '.join(physics.REALISTIC_OPTIONS)} or several joined by '+'")
+  return {part: physics.REALISTIC_OPTIONS[part] for part in name.split("+")}
 
 
 def render(system: str, nuisance: str, out: pathlib.Path, seed: int) -> pathlib.Path:
