@@ -10,7 +10,8 @@ render option (see data/render.py) that every physics config accepts as an overr
   camera_jitter     std in pixels of a per-frame random camera translation (hand-held shake).
   shading           0..1 strength of a smooth illumination falloff (light from the top left and
                     vignetting): objects change brightness with position.
-  shadow            0..1 darkness of the moving objects' drop shadow on the background.
+  shadow            0..1 darkness of the moving objects' drop shadow on the background (it
+                    darkens the background, so it shows only with one: see `background`).
   occluder          1: a static stand in front of the scene that sometimes hides the object.
   flicker           std of a per-frame multiplicative lighting gain (mains flicker, auto exposure).
   motion_blur       0..1: each frame mixes in its neighbours (exposure over the frame interval).
