@@ -101,6 +101,11 @@ def table(rows: list[dict]) -> str:
 
 def main(argv):
   del argv
+  for nuisance in _NUISANCES.value:  # a typo stops the study before any video is rendered
+    try:
+      nuisance_options(nuisance)
+    except ValueError as error:
+      sys.exit(f"error: --nuisances: {error}")
   out = pathlib.Path(_OUT.value)
   out.mkdir(parents=True, exist_ok=True)
   rows = []

@@ -250,6 +250,16 @@ def test_a_shadow_shows_only_on_a_background_so_the_study_renders_the_pair():
     robustness.nuisance_options("background+shadows")
 
 
+def test_a_misspelt_nuisance_stops_the_study_with_one_line_before_any_work(tmp_path):
+  result = subprocess.run(
+      [sys.executable, "-m", "experiments.robustness", "--nuisances=occluder,background+shadows",
+       f"--out={tmp_path / 'study'}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+  assert result.returncode != 0
+  assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+  assert "--nuisances: unknown nuisance 'shadows'" in result.stderr
+  assert not (tmp_path / "study").exists()
+
+
 def test_physics_config_accepts_every_render_option_as_an_override():
   from experiments import pendulum
   config = pendulum.get_config("")
