@@ -52,6 +52,21 @@ def parse_option(text: str) -> tuple[str, object]:
     return name.strip(), value
 
 
+def nuisance_options(name: str) -> dict:
+  """'all', 'none', one option of REALISTIC_OPTIONS, or several joined by '+' (e.g.
+  'background+shadow': a drop shadow darkens the background, so on the default black one it is
+  invisible) -> render options."""
+  if name == "all":
+    return dict(physics.REALISTIC_OPTIONS)
+  if name == "none":
+    return {}
+  unknown = [part for part in name.split("+") if part not in physics.REALISTIC_OPTIONS]
+  if unknown:
+    raise ValueError(f"unknown nuisance {unknown[0]!r}; valid: all, none, "
+                     f"{', '.join(physics.REALISTIC_OPTIONS)} or several joined by '+'")
+  return {part: physics.REALISTIC_OPTIONS[part] for part in name.split("+")}
+
+
 def write_videos(system: str, out, *, num_videos: int, num_frames: int, image_size: int,
                  seed: int, fps: float | None = None, realistic: bool = False, crf: int = 23,
                  suffix: str = ".mp4", **options) -> list[pathlib.Path]:

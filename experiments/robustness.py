@@ -21,7 +21,7 @@ import time
 
 from absl import app, flags
 
-from data import make_videos, physics
+from data import make_videos
 
 _SYSTEMS = flags.DEFINE_list("systems", ["pendulum", "spring", "falling"], "Physics systems.")
 _NUISANCES = flags.DEFINE_list("nuisances", ["all"], "all, none, or names of REALISTIC_OPTIONS "
@@ -46,26 +46,11 @@ KEYS = ("latent/abs_pearson_r", "latent/r2", "latent/slope", "latent/angle_error
         "params/length_from_videos")
 
 
-def nuisance_options(name: str) -> dict:
-  """'all', 'none', one option of REALISTIC_OPTIONS, or several joined by '+' (e.g.
-  'background+shadow': a drop shadow darkens the background, so on the default black one it is
-  invisible) -> render options."""
-  if name == "all":
-    return dict(physics.REALISTIC_OPTIONS)
-  if name == "none":
-    return {}
-  unknown = [part for part in name.split("+") if part not in physics.REALISTIC_OPTIONS]
-  if unknown:
-    raise ValueError(f"unknown nuisance {unknown[0]!r}; valid: all, none, "
-                     f"{', '.join(physics.REALISTIC_OPTIONS)} or several joined by '+'")
-  return {part: physics.REALISTIC_OPTIONS[part] for part in name.split("+")}
-
-
 def render(system: str, nuisance: str, out: pathlib.Path, seed: int) -> pathlib.Path:
   folder = out / "videos" / f"{system}_{nuisance}_r{seed}"
   if not (folder / "truth.json").exists():
     make_videos.write_videos(system, folder, image_size=128, seed=seed,
-                             **VIDEOS[system], **nuisance_options(nuisance))
+                             **VIDEOS[system], **make_videos.nuisance_options(nuisance))
   return folder
 
 
@@ -103,7 +88,7 @@ def main(argv):
   del argv
   for nuisance in _NUISANCES.value:  # a typo stops the study before any video is rendered
     try:
-      nuisance_options(nuisance)
+      make_videos.nuisance_options(nuisance)
     except ValueError as error:
       sys.exit(f"error: --nuisances: {error}")
   out = pathlib.Path(_OUT.value)

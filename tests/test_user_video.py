@@ -236,18 +236,17 @@ def test_realistic_rendering_is_deterministic_and_differs_from_clean(system):
 def test_a_shadow_shows_only_on_a_background_so_the_study_renders_the_pair():
   """A drop shadow darkens the background: on the default black one it changes no pixel, so
   the robustness study's 'shadow' alone would be a clean render; 'background+shadow' is both."""
-  from experiments import robustness
   kwargs = dict(num_frames=4, image_size=32)
   clean = physics.generate("pendulum", 2, 3, **kwargs)
   np.testing.assert_array_equal(
       physics.generate("pendulum", 2, 3, **kwargs, shadow=0.5).frames, clean.frames)
-  pair = robustness.nuisance_options("background+shadow")
+  pair = make_videos.nuisance_options("background+shadow")
   assert pair == {"background": "room", "shadow": physics.REALISTIC_OPTIONS["shadow"]}
   room = physics.generate("pendulum", 2, 3, **kwargs, background="room").frames.astype(float)
   shadowed = physics.generate("pendulum", 2, 3, **kwargs, **pair).frames.astype(float)
   assert np.all(shadowed <= room) and (room - shadowed).max() > 20
   with pytest.raises(ValueError, match="unknown nuisance 'shadows'"):
-    robustness.nuisance_options("background+shadows")
+    make_videos.nuisance_options("background+shadows")
 
 
 def test_a_misspelt_nuisance_stops_the_study_with_one_line_before_any_work(tmp_path):
