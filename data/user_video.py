@@ -171,7 +171,8 @@ class VideoDataset:
 
 # ---------------------------------------------------------------------------------- names
 # "{S}_t{T}_{grey|rgb}[_stride{K}][_crop{top}x{left}x{h}x{w}][_test{percent}]
-# [_bg{median|quantile|none}][_fps{N}]": the options of a real_videos TFDS build (data/builders.py) in its config name.
+# [_bg{median|quantile|none}][_fps{N}]": the options of a real_videos TFDS build
+# (data/builders.py) in its config name.
 _NAME = re.compile(
     r"(?P<size>\d+)_t(?P<frames>\d+)_(?P<colour>grey|rgb)(?:_stride(?P<stride>\d+))?"
     r"(?:_crop(?P<crop>\d+x\d+x\d+x\d+))?(?:_test(?P<test>\d+))?"
