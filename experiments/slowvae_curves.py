@@ -10,7 +10,9 @@ uniform, natural) one run is trained with the `medium` config of experiments/<mo
 (batch 32 pairs, Adam, warm-up to 1e-3 then cosine decay to 1e-5) but over --steps steps (the
 cosine spans the whole curve, so an early point is not a finished shorter run; the warm-up is
 500 steps, or a tenth of --steps if that is shorter). The default
---steps=25000 is about 55 minutes of training a run at the 7.7 steps/s measured on 2 CPU cores.
+--steps=25000 is about 53 minutes of training a run alone on 2 CPU cores (7.8 steps/s over whole
+medium runs); two runs side by side, each pinned to one core (`taskset -c 0` / `-c 1`), took 76
+minutes each (5.45 steps/s, measured 2026-12-02).
 
 Training stops at --checkpoints log-spaced steps from --first to --steps (nlvae.train's
 `stop_after`: the same loop, resumed from its checkpoint, so the parameters are those of one
@@ -213,7 +215,7 @@ def plot_curves(rows: list[dict], path: pathlib.Path) -> None:
     if key != "A":
       axes[key].tick_params(axis="x", labelsize=7, labelrotation=60)
   axes["A"].set(xlabel="training step", ylabel="MCC (Spearman, Hungarian)")
-  axes["B"].set(xlabel="training time (minutes, 2 CPU cores)")
+  axes["B"].set(xlabel="training time (minutes, the loop's own time)")
   axes["B"].sharey(axes["A"])
   for factor, key in factor_axes.items():
     axes[key].set(title=factor, xlabel="step", ylim=(0, 1.02))
