@@ -164,6 +164,13 @@ def test_curves_plan():
   assert (config.train.num_steps, config.train.schedule, config.seed) == (25_000, "warmup_cosine",
                                                                           3)
   assert config.train.warmup_steps == 500 and curves.run_config(runs[0], 1000, 0).train.warmup_steps == 100
+  # slowvae_reference is SlowVAE's config with the release's Laplace term, nothing else changed.
+  (reference,) = curves.make_runs(["slowvae_reference"], ["laplace"])
+  reference_config = curves.run_config(reference, 25_000, seed=3)
+  assert (reference.name, config.model.kl_form, reference_config.model.kl_form) == (
+      "slowvae_reference_laplace", "symmetric", "reference")
+  reference_config.model.kl_form = "symmetric"
+  assert reference_config.to_dict() == config.to_dict()
 
 
 def test_tiny_training_run_through_the_curves_script(tmp_path):
